@@ -1,0 +1,151 @@
+"""Job use cases: dispatch (one or many in one transaction), cancel, retry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
+
+from application.commands import CommandRegistry, ParsedCommand
+from application.event_log import ChronicleEvents
+from application.ports import Clock
+from domain.job import Job
+from domain.shared import DEFAULT_TENANT, NotFoundError, ValidationError
+
+T = TypeVar("T")
+
+MAX_DELAY = timedelta(days=365)
+
+
+@dataclass(frozen=True)
+class DispatchRequest:
+    """What a caller asks to run: a command line, or a command with arguments and options."""
+
+    command: str | None = None
+    arguments: list[Any] | dict[str, Any] | None = None
+    options: dict[str, Any] | None = None
+    command_line: str | None = None
+    queue: str = "default"
+    delay_seconds: float = 0.0
+    not_before: datetime | None = None
+    max_attempts: int = 3
+    timeout_seconds: float | None = None
+    backoff_seconds: float | None = None
+    tenant: str = DEFAULT_TENANT
+    requested_by: str = "system"
+    batch_id: str | None = None
+    schedule_id: str | None = None
+    job_id: UUID | None = field(default=None)
+
+
+class JobService:
+    """Writes Job aggregates; the outbox relay turns their events into broker messages."""
+
+    def __init__(
+        self,
+        events: ChronicleEvents,
+        registry: CommandRegistry,
+        clock: Clock,
+        *,
+        default_backoff_seconds: float = 1.0,
+    ) -> None:
+        self._events = events
+        self._registry = registry
+        self._clock = clock
+        self._default_backoff = default_backoff_seconds
+
+    def parse(self, request: DispatchRequest) -> ParsedCommand:
+        """Validate the command against its registered signature."""
+        if request.command_line is not None:
+            if request.command is not None or request.arguments or request.options:
+                raise ValidationError(
+                    "give either command_line or command with arguments/options, not both",
+                    field="command_line",
+                )
+            return self._registry.parse(request.command_line)
+        if not request.command:
+            raise ValidationError("a command or a command_line is required", field="command")
+        return self._registry.validate(request.command, request.arguments, request.options)
+
+    def build(self, request: DispatchRequest, now: datetime) -> Job:
+        parsed = self.parse(request)
+        if request.delay_seconds < 0 or timedelta(seconds=request.delay_seconds) > MAX_DELAY:
+            raise ValidationError(
+                "delay_seconds must be between 0 and 365 days", field="delay_seconds"
+            )
+        not_before = request.not_before
+        if request.delay_seconds:
+            if not_before is not None:
+                raise ValidationError(
+                    "give delay_seconds or not_before, not both", field="delay_seconds"
+                )
+            not_before = now + timedelta(seconds=request.delay_seconds)
+        return Job.dispatch(
+            job_id=request.job_id or uuid4(),
+            command=parsed.name,
+            command_line=parsed.command_line(),
+            arguments=parsed.arguments,
+            options=parsed.options,
+            at=now,
+            queue=request.queue,
+            tenant=request.tenant,
+            max_attempts=request.max_attempts,
+            timeout_seconds=request.timeout_seconds,
+            backoff_seconds=(
+                self._default_backoff
+                if request.backoff_seconds is None
+                else request.backoff_seconds
+            ),
+            not_before=not_before,
+            requested_by=request.requested_by,
+            batch_id=request.batch_id,
+            schedule_id=request.schedule_id,
+        )
+
+    def dispatch(self, request: DispatchRequest) -> UUID:
+        """Record one job as dispatched; it runs once the relay has sent its message."""
+        return self.dispatch_many([request])[0]
+
+    def dispatch_many(self, requests: Sequence[DispatchRequest]) -> list[UUID]:
+        """Validate every request first, then save all jobs in one transaction (all or none)."""
+        now = self._clock.now()
+        jobs = [self.build(request, now) for request in requests]
+        if jobs:
+            self._events.save(*jobs)
+        return [job.id for job in jobs]
+
+    def get(self, job_id: UUID, *, tenant: str) -> Job:
+        try:
+            job: Job = self._events.repository.get(job_id)
+        except AggregateNotFoundError:
+            raise NotFoundError(f"job {job_id} not found") from None
+        if job.tenant != tenant:
+            raise NotFoundError(f"job {job_id} not found")
+        return job
+
+    def cancel(self, job_id: UUID, *, tenant: str, by: str, reason: str = "") -> Job:
+        """Cancel a waiting job now, or ask a running one to stop."""
+        return self._change(
+            job_id, tenant, lambda job: job.cancel(by=by, reason=reason, at=self._clock.now())
+        )
+
+    def retry(self, job_id: UUID, *, tenant: str, by: str) -> Job:
+        """Give a failed job a new round of attempts."""
+        return self._change(job_id, tenant, lambda job: job.retry(by=by, at=self._clock.now()))
+
+    def _change(self, job_id: UUID, tenant: str, command: Callable[[Job], None]) -> Job:
+        # A worker may save the same job between our load and our save: reload and decide again.
+        for _ in range(5):
+            job = self.get(job_id, tenant=tenant)
+            command(job)
+            try:
+                self._events.save(job)
+            except IntegrityError:
+                continue
+            return job
+        raise ValidationError(f"job {job_id} is changing too fast, try again")

@@ -1,0 +1,48 @@
+"""Ports: what the application needs from the outside world, as Protocols."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Protocol
+from uuid import UUID
+
+
+class Clock(Protocol):
+    """Tells the time (timezone-aware UTC); tests pass a fake one."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The real clock."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class JobQueue(Protocol):
+    """The message broker seen from the application: it carries job ids to workers."""
+
+    def enqueue(self, job_id: UUID, queue: str, *, delay_seconds: float = 0.0) -> None:
+        """Send one message for `job_id` to `queue`, delivered no sooner than the delay."""
+        ...
+
+    def check(self) -> None:
+        """Raise if the broker cannot be reached."""
+        ...
+
+
+class TimeLimiter(Protocol):
+    """Interrupts the calling thread with `JobTimedOutError` once `seconds` have passed."""
+
+    def limit(self, seconds: float | None) -> TimeLimit: ...
+
+
+class TimeLimit(Protocol):
+    def __enter__(self) -> None: ...
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class JobTimedOutError(BaseException):  # noqa: N818 - must pass through `except Exception` in commands
+    """Raised inside a running command when its time limit is reached (a BaseException, so
+    a command's own `except Exception` cannot swallow it)."""

@@ -1,0 +1,249 @@
+"""The jobs read model (list, detail, waiting, failed) and per-queue counts, from Job events."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+from uuid import UUID
+
+from application.event_log import LoggedEvent, topic
+from domain.job import QUEUES, Job, JobStatus
+
+# Counted per (tenant, queue, status): the projection is the only writer of these rows, so
+# the counts cannot drift the way counters bumped by many workers do.
+CountKey = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class JobState:
+    tenant: str
+    queue: str
+    status: str
+
+
+class JobsWriter(Protocol):
+    """What the jobs projection needs from its store, inside one transaction."""
+
+    def job_state(self, job_id: UUID) -> JobState | None: ...
+    def insert_job(self, row: dict[str, Any]) -> None: ...
+    def update_job(self, job_id: UUID, changes: dict[str, Any]) -> None: ...
+    def add_counts(self, deltas: dict[CountKey, int]) -> None: ...
+
+
+JOB_EVENTS = (
+    Job.Dispatched,
+    Job.Started,
+    Job.Succeeded,
+    Job.AttemptFailed,
+    Job.RetryScheduled,
+    Job.DeadLettered,
+    Job.CancellationRequested,
+    Job.Cancelled,
+    Job.Retried,
+)
+
+
+class JobsProjection:
+    """Keeps one row per job and the per-queue status counts."""
+
+    name = "jobs"
+    topics = tuple(topic(cls) for cls in JOB_EVENTS)
+
+    def process(self, events: Sequence[LoggedEvent], writer: JobsWriter) -> None:
+        deltas: Counter[CountKey] = Counter()
+        states: dict[UUID, JobState] = {}
+
+        def state_of(job_id: UUID) -> JobState | None:
+            return states.get(job_id) or writer.job_state(job_id)
+
+        def move(job_id: UUID, status: JobStatus, changes: dict[str, Any]) -> None:
+            current = state_of(job_id)
+            if current is None:
+                return  # an event for a job this read model never saw dispatched
+            deltas[(current.tenant, current.queue, current.status)] -= 1
+            deltas[(current.tenant, current.queue, status.value)] += 1
+            states[job_id] = JobState(current.tenant, current.queue, status.value)
+            writer.update_job(job_id, {"status": status.value, **changes})
+
+        for logged in events:
+            event = logged.event
+            job_id = event.originator_id
+            common = {"updated_at": event.at, "version": event.originator_version}
+            if isinstance(event, Job.Dispatched):
+                available = max(event.at, event.not_before) if event.not_before else event.at
+                writer.insert_job(
+                    {
+                        "id": job_id,
+                        "seq": logged.position,
+                        "tenant": event.tenant,
+                        "command": event.command,
+                        "command_line": event.command_line,
+                        "arguments": json.dumps(event.arguments),
+                        "options": json.dumps(event.options),
+                        "queue": event.queue,
+                        "status": JobStatus.WAITING.value,
+                        "attempts": 0,
+                        "max_attempts": event.max_attempts,
+                        "timeout_seconds": event.timeout_seconds,
+                        "requested_by": event.requested_by,
+                        "batch_id": event.batch_id,
+                        "schedule_id": event.schedule_id,
+                        "dispatched_at": event.at,
+                        "available_at": available,
+                        **common,
+                    }
+                )
+                states[job_id] = JobState(event.tenant, event.queue, JobStatus.WAITING.value)
+                deltas[(event.tenant, event.queue, JobStatus.WAITING.value)] += 1
+            elif isinstance(event, Job.Started):
+                move(
+                    job_id,
+                    JobStatus.RUNNING,
+                    {
+                        "attempts": event.attempt,
+                        "worker_id": event.worker_id,
+                        "started_at": event.at,
+                        "finished_at": None,
+                        "duration_ms": None,
+                        **common,
+                    },
+                )
+            elif isinstance(event, Job.Succeeded):
+                move(
+                    job_id,
+                    JobStatus.SUCCEEDED,
+                    {
+                        "result": json.dumps(event.result),
+                        "output": event.output,
+                        "duration_ms": event.duration_ms,
+                        "finished_at": event.at,
+                        **common,
+                    },
+                )
+            elif isinstance(event, Job.AttemptFailed):
+                # Status changes with the RetryScheduled or DeadLettered event saved with it.
+                writer.update_job(
+                    job_id,
+                    {
+                        "last_error_type": event.error_type,
+                        "last_error_message": event.message,
+                        "last_error_traceback": event.traceback,
+                        "output": event.output,
+                        "duration_ms": event.duration_ms,
+                        "failed_at": event.at,
+                        **common,
+                    },
+                )
+            elif isinstance(event, Job.RetryScheduled):
+                move(job_id, JobStatus.WAITING, {"available_at": event.retry_at, **common})
+            elif isinstance(event, Job.DeadLettered):
+                move(job_id, JobStatus.FAILED, {"finished_at": event.at, **common})
+            elif isinstance(event, Job.CancellationRequested):
+                writer.update_job(job_id, {"cancel_requested_by": event.by, **common})
+            elif isinstance(event, Job.Cancelled):
+                move(
+                    job_id,
+                    JobStatus.CANCELLED,
+                    {"finished_at": event.at, "cancelled_by": event.by, **common},
+                )
+            elif isinstance(event, Job.Retried):
+                move(
+                    job_id,
+                    JobStatus.WAITING,
+                    {"available_at": event.at, "finished_at": None, **common},
+                )
+        writer.add_counts({key: delta for key, delta in deltas.items() if delta})
+
+
+@dataclass(frozen=True)
+class JobRow:
+    """One job as the read model holds it."""
+
+    id: UUID
+    seq: int
+    tenant: str
+    command: str
+    command_line: str
+    arguments: dict[str, Any]
+    options: dict[str, Any]
+    queue: str
+    status: str
+    attempts: int
+    max_attempts: int
+    timeout_seconds: float | None
+    requested_by: str
+    batch_id: str | None
+    schedule_id: str | None
+    dispatched_at: datetime
+    available_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    failed_at: datetime | None
+    duration_ms: float | None
+    worker_id: str | None
+    last_error_type: str | None
+    last_error_message: str | None
+    last_error_traceback: str | None
+    output: str | None
+    result: Any
+    cancel_requested_by: str | None
+    cancelled_by: str | None
+    updated_at: datetime
+
+    def is_delayed(self, now: datetime) -> bool:
+        return self.status == JobStatus.WAITING.value and self.available_at > now
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Filters of the jobs list; `status` may also be `delayed` or `ready`."""
+
+    tenant: str
+    status: str | None = None
+    queue: str | None = None
+    command: str | None = None
+    batch_id: str | None = None
+    schedule_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of rows, newest first; `next_cursor` fetches the following page."""
+
+    items: list[JobRow]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class QueueCounts:
+    """The seed's getQueueStats for one queue."""
+
+    queue: str
+    waiting: int
+    delayed: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    queues: list[QueueCounts]
+    totals: dict[str, int] = field(default_factory=dict)
+
+
+class JobsQueries(Protocol):
+    """Read side of the jobs read model."""
+
+    def get(self, tenant: str, job_id: UUID) -> JobRow | None: ...
+    def list(self, flt: JobFilter, *, limit: int, cursor: str | None, now: datetime) -> Page: ...
+    def queue_stats(self, tenant: str, now: datetime) -> QueueStats: ...
+
+
+def empty_queue_stats() -> dict[str, dict[str, int]]:
+    return {q: {s.value: 0 for s in JobStatus} for q in QUEUES}

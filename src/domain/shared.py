@@ -1,0 +1,43 @@
+"""Domain errors, identifiers and small value types shared by every aggregate."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+DEFAULT_TENANT = "default"
+
+#: Namespace for deterministic ids (uuid5), e.g. the job a schedule starts at a due time.
+CHRONICLE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:chronicle")
+
+
+class DomainError(Exception):
+    """A rule of the domain was broken; the message says which."""
+
+
+class InvalidTransitionError(DomainError):
+    """The aggregate is in a state where this command is not allowed."""
+
+
+class NotFoundError(DomainError):
+    """The requested aggregate or read-model row does not exist."""
+
+
+class ValidationError(DomainError):
+    """Input does not satisfy the rules; `field` names the offending part when known."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def require_utc(moment: datetime, name: str) -> datetime:
+    """Return `moment` in UTC; naive datetimes are rejected, never guessed."""
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValidationError(f"{name} must be timezone-aware", field=name)
+    return moment.astimezone(UTC)
+
+
+def deterministic_id(*parts: str) -> UUID:
+    """A stable id derived from its parts (same parts, same id)."""
+    return uuid5(CHRONICLE_NAMESPACE, "/".join(parts))

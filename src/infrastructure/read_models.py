@@ -1,0 +1,494 @@
+"""Read-model tables and projection stores on Postgres or SQLite (one SQL text for both).
+
+Each projection owns its tables and one row in `projection_tracking`. Rebuilding writes into
+`<table>__rebuild` copies, then swaps them in, in one transaction that holds the live
+tracking row, so readers see the old tables until the new ones replace them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from application.projections import ProjectionStore, Tracked
+from application.views.job_timeline import TimelineEntry
+from application.views.jobs import (
+    CountKey,
+    JobFilter,
+    JobRow,
+    JobState,
+    Page,
+    QueueCounts,
+    QueueStats,
+)
+from domain.job import QUEUES, JobStatus
+from domain.shared import ValidationError
+from infrastructure.sql import Database, Session
+
+W = TypeVar("W")
+
+SHADOW = "__rebuild"
+TRACKING_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_tracking ("
+    " name TEXT PRIMARY KEY, position BIGINT NOT NULL, updated_at TIMESTAMPTZ NOT NULL)"
+)
+
+
+@dataclass(frozen=True)
+class Table:
+    """A read-model table: its logical name, columns and indexes (name suffix → columns)."""
+
+    name: str
+    columns: str
+    indexes: tuple[tuple[str, str], ...] = ()
+
+
+JOBS = Table(
+    "jobs",
+    """id TEXT PRIMARY KEY, seq BIGINT NOT NULL, tenant TEXT NOT NULL, command TEXT NOT NULL,
+    command_line TEXT NOT NULL, arguments TEXT NOT NULL, options TEXT NOT NULL,
+    queue TEXT NOT NULL, status TEXT NOT NULL, attempts INTEGER NOT NULL,
+    max_attempts INTEGER NOT NULL, timeout_seconds DOUBLE PRECISION, requested_by TEXT NOT NULL,
+    batch_id TEXT, schedule_id TEXT, dispatched_at TIMESTAMPTZ NOT NULL,
+    available_at TIMESTAMPTZ NOT NULL, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
+    failed_at TIMESTAMPTZ, duration_ms DOUBLE PRECISION, worker_id TEXT, last_error_type TEXT,
+    last_error_message TEXT, last_error_traceback TEXT, output TEXT, result TEXT,
+    cancel_requested_by TEXT, cancelled_by TEXT, updated_at TIMESTAMPTZ NOT NULL,
+    version INTEGER NOT NULL""",
+    (
+        ("seq", "tenant, seq"),
+        ("status", "tenant, status, seq"),
+        ("queue_status", "tenant, queue, status, available_at"),
+        ("queue_seq", "tenant, queue, seq"),
+        ("command", "tenant, command, seq"),
+        ("batch", "tenant, batch_id, seq"),
+        ("schedule", "tenant, schedule_id, seq"),
+    ),
+)
+QUEUE_COUNTS = Table(
+    "queue_counts",
+    """tenant TEXT NOT NULL, queue TEXT NOT NULL, status TEXT NOT NULL, count BIGINT NOT NULL,
+    PRIMARY KEY (tenant, queue, status)""",
+)
+JOB_TIMELINE = Table(
+    "job_timeline",
+    """job_id TEXT NOT NULL, position BIGINT NOT NULL, version INTEGER NOT NULL,
+    event TEXT NOT NULL, at TIMESTAMPTZ NOT NULL, actor TEXT, details TEXT NOT NULL,
+    PRIMARY KEY (job_id, position)""",
+)
+
+JOB_COLUMNS = (
+    "id, seq, tenant, command, command_line, arguments, options, queue, status, attempts,"
+    " max_attempts, timeout_seconds, requested_by, batch_id, schedule_id, dispatched_at,"
+    " available_at, started_at, finished_at, failed_at, duration_ms, worker_id,"
+    " last_error_type, last_error_message, last_error_traceback, output, result,"
+    " cancel_requested_by, cancelled_by, updated_at"
+)
+_UPDATABLE = frozenset(c.strip() for c in JOB_COLUMNS.split(",")) | {"version"}
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return repr(value)
+
+
+def create_tracking(db: Database) -> None:
+    with db.transaction() as s:
+        s.execute(TRACKING_DDL)
+
+
+def _create_tables(session: Session, tables: Sequence[Table], suffix: str) -> None:
+    for table in tables:
+        name = table.name + suffix
+        session.execute(f"CREATE TABLE IF NOT EXISTS {name} ({table.columns})")
+        for index, columns in table.indexes:
+            session.execute(
+                f"CREATE INDEX IF NOT EXISTS ix_{name}_{index} ON {name} ({columns})"
+            )
+
+
+def _tracking_position(session: Session, name: str, *, lock: bool) -> int:
+    clause = session.lock_row_clause() if lock else ""
+    row = session.fetchone(
+        f"SELECT position FROM projection_tracking WHERE name = ? {clause}", (name,)
+    )
+    if row is None:
+        session.execute(
+            "INSERT INTO projection_tracking (name, position, updated_at) VALUES (?, 0, ?)"
+            " ON CONFLICT (name) DO NOTHING",
+            (name, datetime.now(UTC)),
+        )
+        if lock:
+            row = session.fetchone(
+                f"SELECT position FROM projection_tracking WHERE name = ? {clause}", (name,)
+            )
+        return int(row["position"]) if row else 0
+    return int(row["position"])
+
+
+class _Tracked(Generic[W]):
+    def __init__(self, session: Session, name: str, writer: W) -> None:
+        self._session = session
+        self._name = name
+        self._writer = writer
+        self._position = _tracking_position(session, name, lock=True)
+
+    @property
+    def position(self) -> int:
+        return self._position
+
+    @property
+    def writer(self) -> W:
+        return self._writer
+
+    def advance(self, position: int) -> None:
+        if position < self._position:
+            raise ValueError(f"projection {self._name} cannot move back to {position}")
+        self._session.execute(
+            "UPDATE projection_tracking SET position = ?, updated_at = ? WHERE name = ?",
+            (position, datetime.now(UTC), self._name),
+        )
+        self._position = position
+
+
+class SqlProjectionStore(Generic[W]):
+    """A projection's tables and tracking row; `make_writer` binds a writer to a session."""
+
+    def __init__(
+        self,
+        db: Database,
+        name: str,
+        tables: Sequence[Table],
+        make_writer: Callable[[Session, Callable[[str], str]], W],
+        *,
+        suffix: str = "",
+    ) -> None:
+        self._db = db
+        self._name = name
+        self._tables = tuple(tables)
+        self._make_writer = make_writer
+        self._suffix = suffix
+
+    @property
+    def name(self) -> str:
+        return self._name + self._suffix
+
+    def _table(self, logical: str) -> str:
+        return logical + self._suffix
+
+    def create(self) -> None:
+        with self._db.transaction() as s:
+            s.execute(TRACKING_DDL)
+            _create_tables(s, self._tables, self._suffix)
+
+    def _tracked(self, session: Session) -> _Tracked[W]:
+        return _Tracked(session, self.name, self._make_writer(session, self._table))
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tracked[W]]:
+        with self._db.transaction() as s:
+            yield self._tracked(s)
+
+    def position(self) -> int:
+        with self._db.read() as s:
+            return _tracking_position(s, self.name, lock=False)
+
+    def shadow(self) -> SqlProjectionStore[W]:
+        shadow = SqlProjectionStore(
+            self._db, self._name, self._tables, self._make_writer, suffix=SHADOW
+        )
+        with self._db.transaction() as s:
+            for table in self._tables:
+                s.execute(f"DROP TABLE IF EXISTS {table.name}{SHADOW}")
+            s.execute("DELETE FROM projection_tracking WHERE name = ?", (shadow.name,))
+            _create_tables(s, self._tables, SHADOW)
+        return shadow
+
+    def replace_with(
+        self, shadow: ProjectionStore[W], finish: Callable[[Tracked[W]], None]
+    ) -> None:
+        if not isinstance(shadow, SqlProjectionStore) or shadow._suffix != SHADOW:  # noqa: SLF001
+            raise TypeError("replace_with takes this store's own shadow")
+        with self._db.transaction() as s:
+            # Holding the live tracking row stops the live runner until the swap commits.
+            _tracking_position(s, self.name, lock=True)
+            tracked = shadow._tracked(s)  # noqa: SLF001
+            finish(tracked)
+            for table in self._tables:
+                s.execute(f"DROP TABLE IF EXISTS {table.name}")
+                if s.dialect == "sqlite":
+                    for index, _ in table.indexes:
+                        s.execute(f"DROP INDEX IF EXISTS ix_{table.name}{SHADOW}_{index}")
+                s.execute(f"ALTER TABLE {table.name}{SHADOW} RENAME TO {table.name}")
+                if s.dialect == "postgres":
+                    self._rename_postgres_indexes(s, table.name)
+                else:
+                    _create_tables(s, [table], "")
+            s.execute(
+                "UPDATE projection_tracking SET position = ?, updated_at = ? WHERE name = ?",
+                (tracked.position, datetime.now(UTC), self.name),
+            )
+            s.execute("DELETE FROM projection_tracking WHERE name = ?", (shadow.name,))
+
+    @staticmethod
+    def _rename_postgres_indexes(s: Session, table: str) -> None:
+        # Index names are global in a schema: give the shadow's indexes (primary key
+        # included) their live names, or the next rebuild could not create its own.
+        rows = s.fetchall(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
+            " AND tablename = ?",
+            (table,),
+        )
+        for row in rows:
+            old = row["indexname"]
+            if SHADOW in old:
+                s.execute(f'ALTER INDEX "{old}" RENAME TO "{old.replace(SHADOW, "")}"')
+
+
+class SqlJobsWriter:
+    """JobsWriter on SQL tables."""
+
+    def __init__(self, session: Session, table: Callable[[str], str]) -> None:
+        self._s = session
+        self._jobs = table("jobs")
+        self._counts = table("queue_counts")
+
+    def job_state(self, job_id: UUID) -> JobState | None:
+        row = self._s.fetchone(
+            f"SELECT tenant, queue, status FROM {self._jobs} WHERE id = ?", (str(job_id),)
+        )
+        return JobState(row["tenant"], row["queue"], row["status"]) if row else None
+
+    def insert_job(self, row: dict[str, Any]) -> None:
+        values = {**row, "id": str(row["id"])}
+        columns = ", ".join(values)
+        marks = ", ".join("?" for _ in values)
+        self._s.execute(
+            f"INSERT INTO {self._jobs} ({columns}) VALUES ({marks})", list(values.values())
+        )
+
+    def update_job(self, job_id: UUID, changes: dict[str, Any]) -> None:
+        unknown = set(changes) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"unknown job columns {sorted(unknown)}")
+        sets = ", ".join(f"{column} = ?" for column in changes)
+        self._s.execute(
+            f"UPDATE {self._jobs} SET {sets} WHERE id = ?", [*changes.values(), str(job_id)]
+        )
+
+    def add_counts(self, deltas: dict[CountKey, int]) -> None:
+        self._s.executemany(
+            f"INSERT INTO {self._counts} (tenant, queue, status, count) VALUES (?, ?, ?, ?)"
+            f" ON CONFLICT (tenant, queue, status)"
+            f" DO UPDATE SET count = {self._counts}.count + excluded.count",
+            [(*key, delta) for key, delta in sorted(deltas.items())],
+        )
+
+
+class SqlTimelineWriter:
+    """TimelineWriter on SQL tables."""
+
+    def __init__(self, session: Session, table: Callable[[str], str]) -> None:
+        self._s = session
+        self._table = table("job_timeline")
+
+    def insert_entries(self, entries: Sequence[TimelineEntry]) -> None:
+        self._s.executemany(
+            f"INSERT INTO {self._table} (job_id, position, version, event, at, actor, details)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [
+                (
+                    str(e.job_id),
+                    e.position,
+                    e.version,
+                    e.event,
+                    e.at,
+                    e.actor,
+                    json.dumps(e.details, default=_json_default),
+                )
+                for e in entries
+            ],
+        )
+
+
+class TrackingOnlyStore(Generic[W]):
+    """A projection store with no tables, for reactions such as the outbox relay."""
+
+    def __init__(self, db: Database, name: str, writer: W) -> None:
+        self._db = db
+        self._name = name
+        self._writer = writer
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    def create(self) -> None:
+        create_tracking(self._db)
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tracked[W]]:
+        with self._db.transaction() as s:
+            yield _Tracked(s, self._name, self._writer)
+
+    def position(self) -> int:
+        with self._db.read() as s:
+            return _tracking_position(s, self._name, lock=False)
+
+    def shadow(self) -> ProjectionStore[W]:
+        raise ValidationError(f"{self._name} has no read model to rebuild")
+
+    def replace_with(
+        self, shadow: ProjectionStore[W], finish: Callable[[Tracked[W]], None]
+    ) -> None:
+        raise ValidationError(f"{self._name} has no read model to rebuild")
+
+
+def jobs_store(db: Database) -> SqlProjectionStore[SqlJobsWriter]:
+    return SqlProjectionStore(db, "jobs", [JOBS, QUEUE_COUNTS], SqlJobsWriter)
+
+
+def timeline_store(db: Database) -> SqlProjectionStore[SqlTimelineWriter]:
+    return SqlProjectionStore(db, "job_timeline", [JOB_TIMELINE], SqlTimelineWriter)
+
+
+def _row_to_job(row: dict[str, Any]) -> JobRow:
+    return JobRow(
+        **{
+            **row,
+            "id": UUID(row["id"]),
+            "arguments": json.loads(row["arguments"]),
+            "options": json.loads(row["options"]),
+            "result": json.loads(row["result"]) if row["result"] is not None else None,
+        }
+    )
+
+
+def encode_cursor(seq: int) -> str:
+    return f"s{seq}"
+
+
+def decode_cursor(cursor: str) -> int:
+    if not cursor.startswith("s") or not cursor[1:].isdigit():
+        raise ValidationError(f"invalid cursor {cursor!r}", field="cursor")
+    return int(cursor[1:])
+
+
+class SqlJobsQueries:
+    """JobsQueries and TimelineQueries over the SQL read models; every query is indexed."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def get(self, tenant: str, job_id: UUID) -> JobRow | None:
+        with self._db.read() as s:
+            row = s.fetchone(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ? AND tenant = ?",
+                (str(job_id), tenant),
+            )
+        return _row_to_job(row) if row else None
+
+    def list(self, flt: JobFilter, *, limit: int, cursor: str | None, now: datetime) -> Page:
+        where = ["tenant = ?"]
+        params: list[Any] = [flt.tenant]
+        if flt.status == "delayed":
+            where += ["status = ?", "available_at > ?"]
+            params += [JobStatus.WAITING.value, now]
+        elif flt.status == "ready":
+            where += ["status = ?", "available_at <= ?"]
+            params += [JobStatus.WAITING.value, now]
+        elif flt.status is not None:
+            where.append("status = ?")
+            params.append(flt.status)
+        for column in ("queue", "command", "batch_id", "schedule_id"):
+            value = getattr(flt, column)
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if cursor is not None:
+            where.append("seq < ?")
+            params.append(decode_cursor(cursor))
+        sql = (
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)}"
+            " ORDER BY seq DESC LIMIT ?"
+        )
+        with self._db.read() as s:
+            rows = s.fetchall(sql, [*params, limit + 1])
+        items = [_row_to_job(row) for row in rows[:limit]]
+        next_cursor = encode_cursor(items[-1].seq) if len(rows) > limit and items else None
+        return Page(items=items, next_cursor=next_cursor)
+
+    def queue_stats(self, tenant: str, now: datetime) -> QueueStats:
+        with self._db.read() as s:
+            counts = s.fetchall(
+                "SELECT queue, status, count FROM queue_counts WHERE tenant = ?", (tenant,)
+            )
+            # One range scan per queue on (tenant, queue, status, available_at): the cost is
+            # the number of delayed jobs, never the number of jobs ever run.
+            delayed_rows = [
+                s.fetchone(
+                    "SELECT ? AS queue, COUNT(*) AS n FROM jobs WHERE tenant = ? AND queue = ?"
+                    " AND status = ? AND available_at > ?",
+                    (queue, tenant, queue, JobStatus.WAITING.value, now),
+                )
+                or {"queue": queue, "n": 0}
+                for queue in QUEUES
+            ]
+        by_queue: dict[str, dict[str, int]] = {
+            q: {s.value: 0 for s in JobStatus} for q in QUEUES
+        }
+        for row in counts:
+            by_queue.setdefault(row["queue"], {s.value: 0 for s in JobStatus})[row["status"]] = int(
+                row["count"]
+            )
+        delayed = {row["queue"]: int(row["n"]) for row in delayed_rows}
+        queues = [
+            QueueCounts(
+                queue=queue,
+                waiting=c["waiting"] - delayed.get(queue, 0),
+                delayed=delayed.get(queue, 0),
+                running=c["running"],
+                succeeded=c["succeeded"],
+                failed=c["failed"],
+                cancelled=c["cancelled"],
+            )
+            for queue, c in by_queue.items()
+        ]
+        totals = {
+            field: sum(getattr(q, field) for q in queues)
+            for field in ("waiting", "delayed", "running", "succeeded", "failed", "cancelled")
+        }
+        return QueueStats(queues=queues, totals=totals)
+
+    def timeline(self, job_id: UUID) -> list[TimelineEntry]:
+        with self._db.read() as s:
+            rows = s.fetchall(
+                "SELECT job_id, position, version, event, at, actor, details FROM job_timeline"
+                " WHERE job_id = ? ORDER BY position",
+                (str(job_id),),
+            )
+        return [
+            TimelineEntry(
+                job_id=UUID(row["job_id"]),
+                position=int(row["position"]),
+                version=int(row["version"]),
+                event=row["event"],
+                at=row["at"],
+                actor=row["actor"],
+                details=json.loads(row["details"]),
+            )
+            for row in rows
+        ]
+
+    def tracking(self) -> dict[str, int]:
+        with self._db.read() as s:
+            rows = s.fetchall("SELECT name, position FROM projection_tracking")
+        return {row["name"]: int(row["position"]) for row in rows}

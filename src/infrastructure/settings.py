@@ -1,0 +1,126 @@
+"""Configuration from `CHRONICLE_*` environment variables, with defaults that need none."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class SettingsError(ValueError):
+    """A CHRONICLE_* variable has a value Chronicle cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every setting, with its environment variable in the README's table."""
+
+    database_url: str | None = None
+    database_schema: str = "public"
+    broker_url: str | None = None
+    data_dir: Path = field(default_factory=lambda: Path(".chronicle"))
+    host: str = "127.0.0.1"
+    port: int = 8000
+    queue_prefix: str = "chronicle."
+    command_modules: tuple[str, ...] = ()
+    log_format: str = "auto"
+    log_level: str = "info"
+    default_backoff_seconds: float = 1.0
+    worker_threads: int = 8
+    projection_batch_size: int = 500
+
+    @property
+    def embedded(self) -> bool:
+        """True when the event store is the SQLite file under the data folder."""
+        return self.database_url is None
+
+    @property
+    def effective_broker_url(self) -> str:
+        return self.broker_url or "memory://"
+
+    @property
+    def events_path(self) -> Path:
+        return self.data_dir / "events.sqlite3"
+
+    @property
+    def read_models_path(self) -> Path:
+        return self.data_dir / "read_models.sqlite3"
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if value < 0:
+        raise SettingsError(f"{name} must not be negative, got {value}")
+    return value
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read the settings; a bad value raises SettingsError naming the variable."""
+    env = os.environ if env is None else env
+    database_url = env.get("CHRONICLE_DATABASE_URL") or None
+    if database_url and not database_url.startswith(("postgresql://", "postgres://")):
+        raise SettingsError(
+            "CHRONICLE_DATABASE_URL must be a postgresql:// URL (leave it unset for the "
+            f"embedded SQLite store), got {database_url.split(':', 1)[0]}://…"
+        )
+    schema = env.get("CHRONICLE_DATABASE_SCHEMA") or "public"
+    if not _SCHEMA.match(schema):
+        raise SettingsError(
+            f"CHRONICLE_DATABASE_SCHEMA must be a lower-case SQL identifier, got {schema!r}"
+        )
+    broker_url = env.get("CHRONICLE_BROKER_URL") or None
+    if broker_url and not broker_url.startswith(("amqp://", "amqps://", "redis://", "memory://")):
+        raise SettingsError(
+            "CHRONICLE_BROKER_URL must start with amqp://, amqps://, redis:// or memory://"
+        )
+    log_format = (env.get("CHRONICLE_LOG_FORMAT") or "auto").lower()
+    if log_format not in {"auto", "json", "console"}:
+        raise SettingsError("CHRONICLE_LOG_FORMAT must be auto, json or console")
+    log_level = (env.get("CHRONICLE_LOG_LEVEL") or "info").lower()
+    if log_level not in {"debug", "info", "warning", "error"}:
+        raise SettingsError("CHRONICLE_LOG_LEVEL must be debug, info, warning or error")
+    modules = tuple(
+        m.strip() for m in (env.get("CHRONICLE_COMMAND_MODULES") or "").split(",") if m.strip()
+    )
+    return Settings(
+        database_url=database_url,
+        database_schema=schema,
+        broker_url=broker_url,
+        data_dir=Path(env.get("CHRONICLE_DATA_DIR") or ".chronicle"),
+        host=env.get("CHRONICLE_HOST") or "127.0.0.1",
+        port=_int(env, "CHRONICLE_PORT", 8000, 1, 65535),
+        queue_prefix=env.get("CHRONICLE_QUEUE_PREFIX") or "chronicle.",
+        command_modules=modules,
+        log_format=log_format,
+        log_level=log_level,
+        default_backoff_seconds=_float(env, "CHRONICLE_RETRY_BACKOFF_SECONDS", 1.0),
+        worker_threads=_int(env, "CHRONICLE_WORKER_THREADS", 8, 1, 256),
+        projection_batch_size=_int(env, "CHRONICLE_PROJECTION_BATCH_SIZE", 500, 1, 10_000),
+    )

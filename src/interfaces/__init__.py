@@ -1,0 +1,1 @@
+"""Chronicle interfaces layer."""

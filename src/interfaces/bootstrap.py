@@ -1,0 +1,163 @@
+"""The composition root: the only place that builds concrete classes and wires them."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from application.builtin_commands import register_builtins
+from application.commands import CommandRegistry, default_registry
+from application.event_log import ChronicleEvents
+from application.execution import JobExecutor
+from application.jobs import JobService
+from application.outbox import OutboxRelay
+from application.ports import Clock, JobQueue, SystemClock
+from application.projections import ProjectionRunner
+from application.views.job_timeline import JobTimelineProjection
+from application.views.jobs import JobsProjection
+from infrastructure.event_store import StoreEventLog, ensure_schema, postgres_env, sqlite_env
+from infrastructure.read_models import (
+    SqlJobsQueries,
+    TrackingOnlyStore,
+    create_tracking,
+    jobs_store,
+    timeline_store,
+)
+from infrastructure.settings import Settings
+from infrastructure.sql import Database, PostgresDatabase, SqliteDatabase
+from infrastructure.time_limit import ThreadTimeLimiter
+
+#: Read-model projections that `chronicle projections rebuild` can rebuild.
+PROJECTIONS = ("jobs", "job_timeline")
+
+
+def load_command_modules(registry: CommandRegistry, modules: tuple[str, ...]) -> None:
+    """Import the application's command modules; their decorators register on `registry`."""
+    if not registry.names():
+        register_builtins(registry)
+    for module in modules:
+        importlib.import_module(module)
+
+
+def postgres_conninfo(settings: Settings) -> str:
+    assert settings.database_url is not None  # noqa: S101 - callers check `embedded`
+    return settings.database_url
+
+
+@dataclass
+class Chronicle:
+    """Everything a Chronicle process needs, built once from the settings."""
+
+    settings: Settings
+    events: ChronicleEvents
+    log: StoreEventLog
+    db: Database
+    registry: CommandRegistry
+    clock: Clock
+    jobs: JobService
+    queries: SqlJobsQueries
+    runners: dict[str, ProjectionRunner[Any]] = field(default_factory=dict)
+    queue: JobQueue | None = None
+
+    def projection_runners(self) -> list[ProjectionRunner[Any]]:
+        return [self.runners[name] for name in PROJECTIONS]
+
+    def executor(self, queue: JobQueue, worker_id: str | None = None) -> JobExecutor:
+        return JobExecutor(
+            self.events,
+            self.registry,
+            self.clock,
+            queue,
+            ThreadTimeLimiter(),
+            worker_id=worker_id or f"{socket.gethostname()}:{os.getpid()}",
+        )
+
+    def add_outbox(self, queue: JobQueue) -> ProjectionRunner[JobQueue]:
+        """The relay that turns committed dispatches into broker messages."""
+        store = TrackingOnlyStore(self.db, "outbox", queue)
+        store.create()
+        runner: ProjectionRunner[JobQueue] = ProjectionRunner(
+            OutboxRelay(self.clock), store, self.log, batch_size=self.settings.projection_batch_size
+        )
+        self.runners["outbox"] = runner
+        self.queue = queue
+        return runner
+
+    def close(self) -> None:
+        self.log.close()
+        self.db.close()
+        self.events.close()
+
+
+def bootstrap(
+    settings: Settings,
+    *,
+    registry: CommandRegistry | None = None,
+    clock: Clock | None = None,
+) -> Chronicle:
+    """Build the event store, read models, use cases and projection runners."""
+    registry = registry if registry is not None else default_registry
+    load_command_modules(registry, settings.command_modules)
+    clock = clock or SystemClock()
+    db: Database
+    if settings.embedded:
+        events = ChronicleEvents(env=sqlite_env(settings.events_path))
+        log = StoreEventLog(events)
+        db = SqliteDatabase(settings.read_models_path)
+    else:
+        url = postgres_conninfo(settings)
+        ensure_schema(url, settings.database_schema)
+        events = ChronicleEvents(env=postgres_env(url, settings.database_schema))
+        channel = getattr(events.recorder, "channel_name", None)
+        log = StoreEventLog(events, listen_url=url, channel=channel)
+        db = PostgresDatabase(url, schema=settings.database_schema)
+    create_tracking(db)
+    jobs = jobs_store(db)
+    timeline = timeline_store(db)
+    jobs.create()
+    timeline.create()
+    batch = settings.projection_batch_size
+    chronicle = Chronicle(
+        settings=settings,
+        events=events,
+        log=log,
+        db=db,
+        registry=registry,
+        clock=clock,
+        jobs=JobService(
+            events, registry, clock, default_backoff_seconds=settings.default_backoff_seconds
+        ),
+        queries=SqlJobsQueries(db),
+    )
+    chronicle.runners["jobs"] = ProjectionRunner(JobsProjection(), jobs, log, batch_size=batch)
+    chronicle.runners["job_timeline"] = ProjectionRunner(
+        JobTimelineProjection(), timeline, log, batch_size=batch
+    )
+    return chronicle
+
+
+class RunnerThreads:
+    """Projection runners (and the outbox relay) on background threads, stopped together."""
+
+    def __init__(self, runners: list[ProjectionRunner[Any]]) -> None:
+        self._stop = threading.Event()
+        self._threads = [
+            threading.Thread(
+                target=runner.run, args=(self._stop,), name=f"chronicle-{runner.name}", daemon=True
+            )
+            for runner in runners
+        ]
+
+    def start(self) -> RunnerThreads:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout)

@@ -1,0 +1,45 @@
+"""Fakes for unit tests: a clock you move by hand and a broker that keeps messages in a list."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+
+class FakeClock:
+    def __init__(self, start: datetime | None = None) -> None:
+        self.current = start or datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> None:
+        self.current += timedelta(seconds=seconds)
+
+
+@dataclass
+class FakeQueue:
+    sent: list[tuple[UUID, str, float]] = field(default_factory=list)
+
+    def enqueue(self, job_id: UUID, queue: str, *, delay_seconds: float = 0.0) -> None:
+        self.sent.append((job_id, queue, delay_seconds))
+
+    def check(self) -> None:
+        return None
+
+    def take(self) -> list[tuple[UUID, str, float]]:
+        sent, self.sent = self.sent, []
+        return sent
+
+
+class NoTimeLimit:
+    class _Nothing:
+        def __enter__(self) -> None:
+            return None
+
+        def __exit__(self, *exc: object) -> None:
+            return None
+
+    def limit(self, seconds: float | None) -> NoTimeLimit._Nothing:
+        return NoTimeLimit._Nothing()
