@@ -15,7 +15,7 @@ import structlog
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
-from application.commands import CommandCancelledError, CommandContext, CommandRegistry
+from application.commands import CommandContext, CommandRegistry
 from application.event_log import ChronicleEvents
 from application.ports import Clock, JobQueue, JobTimedOutError, TimeLimiter
 from domain.job import Job, JobStatus
@@ -61,8 +61,11 @@ class JobExecutor:
         worker_id: str,
         random_unit: Callable[[], float] = random.random,
         max_output_chars: int = 64_000,
+        save: Callable[..., object] | None = None,
     ) -> None:
         self._events = events
+        # Saves go through a group committer in workers (many jobs per transaction).
+        self._save = save or events.save
         self._registry = registry
         self._clock = clock
         self._queue = queue
@@ -96,7 +99,7 @@ class JobExecutor:
                 return Outcome.DEFERRED
             try:
                 job.start(worker_id=self._worker_id, at=now)
-                self._events.save(job)
+                self._save(job)
             except IntegrityError:
                 log.info("another worker started this job first, message skipped")
                 return Outcome.SKIPPED
@@ -147,16 +150,18 @@ class JobExecutor:
         # and decide again with it.
         for _ in range(5):
             now = self._clock.now()
-            outcome = self._decide(job, context, result, error, duration_ms, now)
+            outcome = self._decide(
+                job, context=context, result=result, error=error, duration_ms=duration_ms, now=now
+            )
             try:
-                self._events.save(job)
+                self._save(job)
             except IntegrityError:
                 reloaded = self._load(job.id)
                 if reloaded is None or reloaded.status is not JobStatus.RUNNING:
                     return Outcome.SKIPPED
                 job = reloaded
                 continue
-            log.info("job " + outcome.value, duration_ms=round(duration_ms, 3))
+            log.info("job finished", outcome=outcome.value, duration_ms=round(duration_ms, 3))
             return outcome
         log.error("could not record the outcome of the job")
         return Outcome.SKIPPED
@@ -164,16 +169,17 @@ class JobExecutor:
     def _decide(
         self,
         job: Job,
+        *,
         context: CommandContext,
         result: object,
         error: BaseException | None,
         duration_ms: float,
         now: datetime,
     ) -> Outcome:
-        if job.cancellation_requested or isinstance(error, CommandCancelledError):
-            if job.cancellation_requested:
-                job.stop_cancelled(at=now)
-                return Outcome.CANCELLED
+        # However the command ended, a job asked to cancel ends cancelled.
+        if job.cancellation_requested:
+            job.stop_cancelled(at=now)
+            return Outcome.CANCELLED
         if error is None:
             try:
                 job.succeed(result=result, output=context.output, duration_ms=duration_ms, at=now)

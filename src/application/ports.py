@@ -43,6 +43,6 @@ class TimeLimit(Protocol):
     def __exit__(self, *exc: object) -> None: ...
 
 
-class JobTimedOutError(BaseException):  # noqa: N818 - must pass through `except Exception` in commands
+class JobTimedOutError(BaseException):
     """Raised inside a running command when its time limit is reached (a BaseException, so
     a command's own `except Exception` cannot swallow it)."""

@@ -98,7 +98,7 @@ class ProjectionRunner(Generic[W]):
         return self.projection.name
 
     def _apply_batch(self, tracked: Tracked[W], head: int) -> int:
-        """Process the next batch up to `head` inside an open transaction; return the new position."""
+        """Process the next batch up to `head` in an open transaction; return the new position."""
         start = tracked.position
         if head <= start:
             return start

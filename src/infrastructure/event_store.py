@@ -23,7 +23,7 @@ def postgres_env(url: str, schema: str) -> dict[str, str]:
     parts = urlsplit(url)
     if parts.scheme not in {"postgres", "postgresql"}:
         raise ValueError(f"not a PostgreSQL URL: {url!r}")
-    env = {
+    return {
         "PERSISTENCE_MODULE": "eventsourcing.postgres",
         "POSTGRES_DBNAME": unquote(parts.path.lstrip("/")) or "postgres",
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",
@@ -38,7 +38,6 @@ def postgres_env(url: str, schema: str) -> dict[str, str]:
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
         "CREATE_TABLE": "true",
     }
-    return env
 
 
 def ensure_schema(url: str, schema: str) -> None:

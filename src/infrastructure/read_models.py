@@ -7,6 +7,7 @@ tracking row, so readers see the old tables until the new ones replace them.
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -110,9 +111,7 @@ def _create_tables(session: Session, tables: Sequence[Table], suffix: str) -> No
         name = table.name + suffix
         session.execute(f"CREATE TABLE IF NOT EXISTS {name} ({table.columns})")
         for index, columns in table.indexes:
-            session.execute(
-                f"CREATE INDEX IF NOT EXISTS ix_{name}_{index} ON {name} ({columns})"
-            )
+            session.execute(f"CREATE INDEX IF NOT EXISTS ix_{name}_{index} ON {name} ({columns})")
 
 
 def _tracking_position(session: Session, name: str, *, lock: bool) -> int:
@@ -347,7 +346,9 @@ class TrackingOnlyStore(Generic[W]):
         raise ValidationError(f"{self._name} has no read model to rebuild")
 
     def replace_with(
-        self, shadow: ProjectionStore[W], finish: Callable[[Tracked[W]], None]
+        self,
+        shadow: ProjectionStore[W],  # noqa: ARG002 - nothing to replace
+        finish: Callable[[Tracked[W]], None],  # noqa: ARG002
     ) -> None:
         raise ValidationError(f"{self._name} has no read model to rebuild")
 
@@ -417,8 +418,7 @@ class SqlJobsQueries:
             where.append("seq < ?")
             params.append(decode_cursor(cursor))
         sql = (
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)}"
-            " ORDER BY seq DESC LIMIT ?"
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?"
         )
         with self._db.read() as s:
             rows = s.fetchall(sql, [*params, limit + 1])
@@ -442,9 +442,7 @@ class SqlJobsQueries:
                 or {"queue": queue, "n": 0}
                 for queue in QUEUES
             ]
-        by_queue: dict[str, dict[str, int]] = {
-            q: {s.value: 0 for s in JobStatus} for q in QUEUES
-        }
+        by_queue: dict[str, dict[str, int]] = {q: {s.value: 0 for s in JobStatus} for q in QUEUES}
         for row in counts:
             by_queue.setdefault(row["queue"], {s.value: 0 for s in JobStatus})[row["status"]] = int(
                 row["count"]
@@ -468,7 +466,7 @@ class SqlJobsQueries:
         }
         return QueueStats(queues=queues, totals=totals)
 
-    def timeline(self, job_id: UUID) -> list[TimelineEntry]:
+    def timeline(self, job_id: UUID) -> builtins.list[TimelineEntry]:
         with self._db.read() as s:
             rows = s.fetchall(
                 "SELECT job_id, position, version, event, at, actor, details FROM job_timeline"

@@ -69,18 +69,18 @@ class _PostgresSession:
         self._cursor = cursor
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._cursor.execute(_to_pyformat(sql), params)  # type: ignore[call-overload]
+        self._cursor.execute(_to_pyformat(sql), params)
 
     def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            self._cursor.executemany(_to_pyformat(sql), rows)  # type: ignore[arg-type]
+            self._cursor.executemany(_to_pyformat(sql), rows)
 
     def fetchone(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        self._cursor.execute(_to_pyformat(sql), params)  # type: ignore[call-overload]
+        self._cursor.execute(_to_pyformat(sql), params)
         return self._cursor.fetchone()
 
     def fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        self._cursor.execute(_to_pyformat(sql), params)  # type: ignore[call-overload]
+        self._cursor.execute(_to_pyformat(sql), params)
         return self._cursor.fetchall()
 
     def lock_row_clause(self) -> str:
@@ -106,9 +106,11 @@ class PostgresDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[_PostgresSession]:
-        with self._pool.connection() as conn, conn.transaction(), conn.cursor(
-            row_factory=dict_row
-        ) as cur:
+        with (
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=dict_row) as cur,
+        ):
             yield _PostgresSession(cur)
 
     read = transaction

@@ -13,6 +13,7 @@ from application.builtin_commands import register_builtins
 from application.commands import CommandRegistry, default_registry
 from application.event_log import ChronicleEvents
 from application.execution import JobExecutor
+from application.group_commit import GroupCommitter
 from application.jobs import JobService
 from application.outbox import OutboxRelay
 from application.ports import Clock, JobQueue, SystemClock
@@ -74,6 +75,7 @@ class Chronicle:
             queue,
             ThreadTimeLimiter(),
             worker_id=worker_id or f"{socket.gethostname()}:{os.getpid()}",
+            save=GroupCommitter(self.events).save,
         )
 
     def add_outbox(self, queue: JobQueue) -> ProjectionRunner[JobQueue]:

@@ -3,6 +3,8 @@ projections, with the crash cases the design promises to survive."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import pytest
 
 from application.jobs import DispatchRequest
@@ -49,7 +51,9 @@ def test_dispatched_job_runs_and_is_projected(chronicle: Chronicle):
     assert row.worker_id == "w-1"
     timeline = [entry.event for entry in chronicle.queries.timeline(job_id)]
     assert timeline == ["dispatched", "started", "succeeded"]
-    stats = {q.queue: q for q in chronicle.queries.queue_stats("default", chronicle.clock.now()).queues}
+    stats = {
+        q.queue: q for q in chronicle.queries.queue_stats("default", chronicle.clock.now()).queues
+    }
     assert stats["default"].succeeded == 1
     assert stats["default"].waiting == 0
 
@@ -98,7 +102,10 @@ def test_exhausted_attempts_dead_letter_the_job(chronicle: Chronicle):
     assert "demo failure" in (row.last_error_message or "")
     assert "Traceback" in (row.last_error_traceback or "")
     failed = chronicle.queries.list(
-        JobFilter(tenant="default", status="failed"), limit=10, cursor=None, now=chronicle.clock.now()
+        JobFilter(tenant="default", status="failed"),
+        limit=10,
+        cursor=None,
+        now=chronicle.clock.now(),
     )
     assert [j.id for j in failed.items] == [job_id]
 
@@ -135,7 +142,9 @@ def test_relay_crash_after_send_before_commit_resends_harmlessly(chronicle: Chro
     assert outcomes == ["succeeded", "skipped"]
 
 
-def test_projection_crash_between_rows_and_position_is_exactly_once(chronicle: Chronicle, monkeypatch):
+def test_projection_crash_between_rows_and_position_is_exactly_once(
+    chronicle: Chronicle, monkeypatch
+):
     queue = FakeQueue()
     chronicle.add_outbox(queue)
     ids = chronicle.jobs.dispatch_many(
@@ -145,8 +154,6 @@ def test_projection_crash_between_rows_and_position_is_exactly_once(chronicle: C
     store = runner.store
 
     original = store.transaction
-
-    from contextlib import contextmanager
 
     @contextmanager
     def crashing_transaction():
@@ -167,40 +174,55 @@ def test_projection_crash_between_rows_and_position_is_exactly_once(chronicle: C
     assert store.position() == 0
     assert chronicle.queries.get("default", ids[0]) is None
     runner.catch_up()
-    stats = {q.queue: q for q in chronicle.queries.queue_stats("default", chronicle.clock.now()).queues}
+    stats = {
+        q.queue: q for q in chronicle.queries.queue_stats("default", chronicle.clock.now()).queues
+    }
     assert stats["default"].waiting == 5
-    page = chronicle.queries.list(JobFilter(tenant="default"), limit=10, cursor=None, now=chronicle.clock.now())
+    page = chronicle.queries.list(
+        JobFilter(tenant="default"), limit=10, cursor=None, now=chronicle.clock.now()
+    )
     assert sorted(j.id for j in page.items) == sorted(ids)
 
 
 def test_rebuild_replaces_the_read_model_with_the_same_rows(chronicle: Chronicle):
     queue = FakeQueue()
     chronicle.add_outbox(queue)
-    chronicle.jobs.dispatch_many([DispatchRequest(command_line=f"demo:echo r{i}") for i in range(30)])
+    chronicle.jobs.dispatch_many(
+        [DispatchRequest(command_line=f"demo:echo r{i}") for i in range(30)]
+    )
     run_all(chronicle, queue)
     project(chronicle)
     now = chronicle.clock.now()
     before = chronicle.queries.queue_stats("default", now)
-    page_before = chronicle.queries.list(JobFilter(tenant="default"), limit=100, cursor=None, now=now)
+    page_before = chronicle.queries.list(
+        JobFilter(tenant="default"), limit=100, cursor=None, now=now
+    )
     seen: list[tuple[int, int]] = []
     for name in ("jobs", "job_timeline"):
         chronicle.runners[name].rebuild(progress=lambda done, total: seen.append((done, total)))
     assert chronicle.queries.queue_stats("default", now) == before
-    page_after = chronicle.queries.list(JobFilter(tenant="default"), limit=100, cursor=None, now=now)
+    page_after = chronicle.queries.list(
+        JobFilter(tenant="default"), limit=100, cursor=None, now=now
+    )
     assert page_after == page_before
-    assert seen and seen[-1][0] == seen[-1][1]
+    assert seen
+    assert seen[-1][0] == seen[-1][1]
     # A second rebuild works too (index names were handed back to the live tables).
     chronicle.runners["jobs"].rebuild()
     assert chronicle.queries.queue_stats("default", now) == before
 
 
 def test_cursor_pagination_walks_every_job_once(chronicle: Chronicle):
-    ids = chronicle.jobs.dispatch_many([DispatchRequest(command_line=f"demo:echo p{i}") for i in range(25)])
+    ids = chronicle.jobs.dispatch_many(
+        [DispatchRequest(command_line=f"demo:echo p{i}") for i in range(25)]
+    )
     project(chronicle)
     seen = []
     cursor = None
     while True:
-        page = chronicle.queries.list(JobFilter(tenant="default"), limit=10, cursor=cursor, now=chronicle.clock.now())
+        page = chronicle.queries.list(
+            JobFilter(tenant="default"), limit=10, cursor=cursor, now=chronicle.clock.now()
+        )
         seen += [j.id for j in page.items]
         if page.next_cursor is None:
             break

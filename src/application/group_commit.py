@@ -1,0 +1,86 @@
+"""Group commit: aggregates saved by many threads at once share one event-store transaction.
+
+Every write to the event store serialises on one table lock, so a worker whose threads each
+save their own job commits one job per transaction. Here concurrent callers queue their
+events; one of them (the leader) saves everything queued in a single transaction and wakes
+the others. A conflict in a shared batch (two threads racing on one job) is resolved by
+saving each caller's events alone, so only the loser sees `IntegrityError`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+from eventsourcing.persistence import IntegrityError
+
+from application.event_log import ChronicleEvents
+
+
+class _Pending:
+    __slots__ = ("error", "events", "finished", "wake")
+
+    def __init__(self, events: list[Any]) -> None:
+        self.events = events
+        self.error: BaseException | None = None
+        self.finished = False
+        self.wake = threading.Event()
+
+
+class GroupCommitter:
+    """`save(*aggregates)` that blocks until committed, batching concurrent callers."""
+
+    def __init__(self, events: ChronicleEvents, *, max_batch: int = 200) -> None:
+        self._events = events
+        self._max_batch = max_batch
+        self._lock = threading.Lock()
+        self._queue: deque[_Pending] = deque()
+        self._leading = False
+
+    def save(self, *aggregates: Any) -> None:
+        # Collected here, so a failed shared save can be retried with the same events.
+        pending = _Pending([e for agg in aggregates for e in agg.collect_events()])
+        with self._lock:
+            self._queue.append(pending)
+            lead = not self._leading
+            if lead:
+                self._leading = True
+        if not lead:
+            pending.wake.wait()
+        if not pending.finished:
+            self._lead()
+        if pending.error is not None:
+            raise pending.error
+
+    def _lead(self) -> None:
+        with self._lock:
+            batch = [self._queue.popleft() for _ in range(min(self._max_batch, len(self._queue)))]
+        try:
+            self._commit(batch)
+        finally:
+            for item in batch:
+                item.finished = True
+                item.wake.set()
+            with self._lock:
+                if self._queue:
+                    # Hand over: the oldest waiter leads the next batch; the old leader returns.
+                    self._queue[0].wake.set()
+                else:
+                    self._leading = False
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            self._events.save(*[e for item in batch for e in item.events])
+        except IntegrityError as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+            for item in batch:
+                try:
+                    self._events.save(*item.events)
+                except Exception as item_exc:  # noqa: BLE001 - delivered to its caller
+                    item.error = item_exc
+        except Exception as exc:  # noqa: BLE001 - every caller of the batch sees the failure
+            for item in batch:
+                item.error = exc

@@ -1,0 +1,181 @@
+"""Chronicle's processes: API server, workers, projector, and all of them in one (`up`)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+from uuid import UUID
+
+import click
+import structlog
+import uvicorn
+
+from infrastructure.broker import (
+    ChronicleBroker,
+    DramatiqJobQueue,
+    run_worker_forever,
+    start_worker,
+)
+from infrastructure.settings import Settings
+from interfaces.bootstrap import Chronicle, RunnerThreads, bootstrap
+from interfaces.http.app import create_app
+
+log = structlog.get_logger(__name__)
+
+
+def _require_shared_broker(settings: Settings, process: str) -> None:
+    if settings.effective_broker_url.startswith("memory://"):
+        raise click.UsageError(
+            f"`chronicle {process}` needs CHRONICLE_BROKER_URL (amqp://… or redis://…): the"
+            " in-process broker only exists inside `chronicle up`"
+        )
+
+
+def _broker(settings: Settings) -> ChronicleBroker:
+    try:
+        return ChronicleBroker.from_url(settings.effective_broker_url, prefix=settings.queue_prefix)
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", signal=signal.Signals(signum).name)
+        stop.set()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    while not stop.wait(0.5):
+        pass
+
+
+def _serve(chronicle: Chronicle, checks: dict[str, object], settings: Settings) -> None:
+    app = create_app(chronicle, checks=checks)  # type: ignore[arg-type]
+    log.info("api listening", url=f"http://{settings.host}:{settings.port}")
+    uvicorn.run(app, host=settings.host, port=settings.port, log_config=None, access_log=False)
+
+
+def run_api(settings: Settings) -> None:
+    """`chronicle serve`: the REST API and dashboard."""
+    chronicle = bootstrap(settings)
+    checks: dict[str, object] = {}
+    setup = None
+    if not settings.effective_broker_url.startswith("memory://"):
+        setup = _broker(settings)
+        checks["broker"] = setup.check
+    try:
+        _serve(chronicle, checks, settings)
+    finally:
+        if setup is not None:
+            setup.close()
+        chronicle.close()
+
+
+def run_projector(settings: Settings) -> None:
+    """`chronicle projector`: read models and the outbox relay, following the log."""
+    _require_shared_broker(settings, "projector")
+    chronicle = bootstrap(settings)
+    setup = _broker(settings)
+    queue = DramatiqJobQueue(setup)
+    chronicle.add_outbox(queue)
+    threads = RunnerThreads(list(chronicle.runners.values())).start()
+    log.info("projector running", projections=sorted(chronicle.runners))
+    try:
+        _wait_for_signal()
+    finally:
+        threads.stop()
+        queue.close()
+        setup.close()
+        chronicle.close()
+
+
+def _handler(chronicle: Chronicle, queue: DramatiqJobQueue) -> Callable[[str], None]:
+    executor = chronicle.executor(queue)
+
+    def handle(job_id: str) -> None:
+        executor.process(UUID(job_id))
+
+    return handle
+
+
+def _worker_main(settings: Settings, queues: Sequence[str]) -> None:
+    chronicle = bootstrap(settings)
+    setup = _broker(settings)
+    queue = DramatiqJobQueue(setup)
+    try:
+        run_worker_forever(
+            setup,
+            queues=queues,
+            threads=settings.worker_threads,
+            handler=_handler(chronicle, queue),
+        )
+    finally:
+        queue.close()
+        setup.close()
+        chronicle.close()
+
+
+def _worker_child(settings: Settings, queues: Sequence[str]) -> None:
+    from infrastructure.logging import configure_logging  # noqa: PLC0415 - child process
+
+    configure_logging(settings.log_format, settings.log_level)
+    _worker_main(settings, queues)
+
+
+def run_workers(settings: Settings, queues: Sequence[str], processes: int) -> None:
+    """`chronicle worker`: one process, or a parent that supervises `processes` children."""
+    _require_shared_broker(settings, "worker")
+    if processes == 1:
+        _worker_main(settings, queues)
+        return
+    context = multiprocessing.get_context("spawn")
+    children = [
+        context.Process(target=_worker_child, args=(settings, list(queues)), name=f"worker-{i}")
+        for i in range(processes)
+    ]
+    for child in children:
+        child.start()
+    log.info("workers started", processes=processes, pids=[c.pid for c in children])
+    try:
+        _wait_for_signal()
+    finally:
+        for child in children:
+            if child.is_alive() and child.pid is not None:
+                child.terminate()  # SIGTERM: each child finishes its running jobs
+        for child in children:
+            child.join(60)
+
+
+def run_all_in_one(settings: Settings) -> None:
+    """`chronicle up`: API, workers (threads), projector and relay in one process."""
+    chronicle = bootstrap(settings)
+    setup = _broker(settings)
+    queue = DramatiqJobQueue(setup)
+    chronicle.add_outbox(queue)
+    threads = RunnerThreads(list(chronicle.runners.values())).start()
+    worker = start_worker(
+        setup,
+        queues=["high", "default", "low"],
+        threads=settings.worker_threads,
+        handler=_handler(chronicle, queue),
+    )
+    where = (
+        f"embedded store in {settings.data_dir}"
+        if settings.embedded
+        else f"PostgreSQL schema {settings.database_schema}"
+    )
+    log.info("chronicle up", store=where, broker=settings.effective_broker_url.split("://")[0])
+    checks: dict[str, object] = {"broker": setup.check}
+    try:
+        _serve(chronicle, checks, settings)
+    finally:
+        worker.stop(10)
+        threads.stop()
+        queue.close()
+        setup.close()
+        chronicle.close()
