@@ -17,7 +17,7 @@ from eventsourcing.persistence import IntegrityError
 
 from application.commands import CommandContext, CommandRegistry
 from application.event_log import ChronicleEvents
-from application.ports import Clock, JobQueue, JobTimedOutError, TimeLimiter
+from application.ports import Clock, JobQueue, JobTimedOutError, TimeLimiter, WorkerHeartbeats
 from domain.job import Job, JobStatus
 from domain.shared import InvalidTransitionError
 
@@ -25,6 +25,10 @@ log = structlog.get_logger(__name__)
 
 # A message may arrive a little before its due time (clock skew between machines).
 EARLY_TOLERANCE = timedelta(milliseconds=50)
+# A worker silent for this long is presumed dead, and the attempt it was running lost.
+WORKER_LOST_AFTER = timedelta(seconds=30)
+# How soon a message for a job still running elsewhere is looked at again.
+RUNNING_RECHECK_SECONDS = 30.0
 CANCEL_CHECK_INTERVAL = 1.0
 
 
@@ -62,7 +66,9 @@ class JobExecutor:
         random_unit: Callable[[], float] = random.random,
         max_output_chars: int = 64_000,
         save: Callable[..., object] | None = None,
+        heartbeats: WorkerHeartbeats | None = None,
     ) -> None:
+        self._heartbeats = heartbeats
         self._events = events
         # Saves go through a group committer in workers (many jobs per transaction).
         self._save = save or events.save
@@ -87,8 +93,10 @@ class JobExecutor:
             if job is None:
                 log.warning("message for an unknown job, dropped")
                 return Outcome.SKIPPED
+            if job.status is JobStatus.RUNNING:
+                return self._running_elsewhere(job)
             if job.status is not JobStatus.WAITING:
-                # Redelivered or duplicated message: the job already ran, runs, or was cancelled.
+                # Redelivered or duplicated message: the job already ran or was cancelled.
                 log.info("job is not waiting, message skipped", status=job.status.value)
                 return Outcome.SKIPPED
             now = self._clock.now()
@@ -107,6 +115,42 @@ class JobExecutor:
                 command=job.command, queue=job.queue, attempt=job.attempts
             ):
                 return self._run(job)
+
+    def _running_elsewhere(self, job: Job) -> Outcome:
+        """A message for a running job: a duplicate, or a redelivery after a worker died.
+
+        The message is never simply dropped while the job runs, or a job whose worker died
+        would stay running forever: it comes back later, and once the worker has been silent
+        long enough the attempt is recorded as lost and the retry policy takes over.
+        """
+        now = self._clock.now()
+        last_seen = (
+            self._heartbeats.last_seen(job.worker_id)
+            if self._heartbeats is not None and job.worker_id
+            else None
+        )
+        if self._heartbeats is None or (
+            last_seen is not None and now - last_seen < WORKER_LOST_AFTER
+        ):
+            if self._heartbeats is not None:
+                self._queue.enqueue(job.id, job.queue, delay_seconds=RUNNING_RECHECK_SECONDS)
+            log.info("job is running on a live worker, message deferred", worker_id=job.worker_id)
+            return Outcome.DEFERRED if self._heartbeats is not None else Outcome.SKIPPED
+        job.fail(
+            error_type="WorkerLost",
+            message=f"worker {job.worker_id} stopped answering while running attempt {job.attempts}",
+            traceback="",
+            output="",
+            duration_ms=(now - job.started_at).total_seconds() * 1000 if job.started_at else 0.0,
+            at=now,
+            random_unit=self._random_unit(),
+        )
+        try:
+            self._save(job)
+        except IntegrityError:
+            return Outcome.SKIPPED
+        log.warning("worker lost, attempt recorded as failed", worker_id=job.worker_id)
+        return Outcome.FAILED
 
     def _run(self, job: Job) -> Outcome:
         last_check = [0.0, False]

@@ -32,6 +32,14 @@ class JobQueue(Protocol):
         ...
 
 
+class WorkerHeartbeats(Protocol):
+    """Liveness of worker processes: each beats every few seconds while it runs."""
+
+    def beat(self, worker_id: str, at: datetime) -> None: ...
+
+    def last_seen(self, worker_id: str) -> datetime | None: ...
+
+
 class TimeLimiter(Protocol):
     """Interrupts the calling thread with `JobTimedOutError` once `seconds` have passed."""
 

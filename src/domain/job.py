@@ -318,7 +318,9 @@ class Job(Aggregate):
             )
         self._retried(
             queue=self.queue,
-            by=by, attempt_limit=self.attempts + self.max_attempts, at=require_utc(at, "at")
+            by=by,
+            attempt_limit=self.attempts + self.max_attempts,
+            at=require_utc(at, "at"),
         )
 
     def _require_running(self, verb: str) -> None:
@@ -344,6 +346,7 @@ class Job(Aggregate):
     @event(AttemptFailed)
     def _attempt_failed(
         self,
+        *,
         attempt: int,
         error_type: str,
         message: str,

@@ -490,3 +490,37 @@ class SqlJobsQueries:
         with self._db.read() as s:
             rows = s.fetchall("SELECT name, position FROM projection_tracking")
         return {row["name"]: int(row["position"]) for row in rows}
+
+
+WORKER_HEARTBEATS_DDL = (
+    "CREATE TABLE IF NOT EXISTS worker_heartbeats ("
+    " worker_id TEXT PRIMARY KEY, last_seen TIMESTAMPTZ NOT NULL)"
+)
+
+
+class SqlWorkerHeartbeats:
+    """WorkerHeartbeats in the read-model database."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        with db.transaction() as s:
+            s.execute(WORKER_HEARTBEATS_DDL)
+
+    def beat(self, worker_id: str, at: datetime) -> None:
+        with self._db.transaction() as s:
+            s.execute(
+                "INSERT INTO worker_heartbeats (worker_id, last_seen) VALUES (?, ?)"
+                " ON CONFLICT (worker_id) DO UPDATE SET last_seen = excluded.last_seen",
+                (worker_id, at),
+            )
+
+    def last_seen(self, worker_id: str) -> datetime | None:
+        with self._db.read() as s:
+            row = s.fetchone(
+                "SELECT last_seen FROM worker_heartbeats WHERE worker_id = ?", (worker_id,)
+            )
+        return row["last_seen"] if row else None
+
+    def forget(self, worker_id: str) -> None:
+        with self._db.transaction() as s:
+            s.execute("DELETE FROM worker_heartbeats WHERE worker_id = ?", (worker_id,))

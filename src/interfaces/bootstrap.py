@@ -9,6 +9,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+import structlog
+
 from application.builtin_commands import register_builtins
 from application.commands import CommandRegistry, default_registry
 from application.event_log import ChronicleEvents
@@ -23,6 +25,7 @@ from application.views.jobs import JobsProjection
 from infrastructure.event_store import StoreEventLog, ensure_schema, postgres_env, sqlite_env
 from infrastructure.read_models import (
     SqlJobsQueries,
+    SqlWorkerHeartbeats,
     TrackingOnlyStore,
     create_tracking,
     jobs_store,
@@ -68,14 +71,26 @@ class Chronicle:
         return [self.runners[name] for name in PROJECTIONS]
 
     def executor(self, queue: JobQueue, worker_id: str | None = None) -> JobExecutor:
+        """A job executor for this process; start `heartbeat()` with the same worker id."""
         return JobExecutor(
             self.events,
             self.registry,
             self.clock,
             queue,
             ThreadTimeLimiter(),
-            worker_id=worker_id or f"{socket.gethostname()}:{os.getpid()}",
+            worker_id=worker_id or self.worker_id,
             save=GroupCommitter(self.events).save,
+            heartbeats=SqlWorkerHeartbeats(self.db),
+        )
+
+    @property
+    def worker_id(self) -> str:
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def heartbeat(self, worker_id: str | None = None, interval: float = 5.0) -> Heartbeat:
+        """Beat now, then every `interval` seconds on a thread, until stopped."""
+        return Heartbeat(
+            SqlWorkerHeartbeats(self.db), self.clock, worker_id or self.worker_id, interval
         )
 
     def add_outbox(self, queue: JobQueue) -> ProjectionRunner[JobQueue]:
@@ -140,6 +155,34 @@ def bootstrap(
         JobTimelineProjection(), timeline, log, batch_size=batch
     )
     return chronicle
+
+
+class Heartbeat:
+    """Tells other workers this process is alive, so they can tell a dead worker's jobs."""
+
+    def __init__(
+        self, heartbeats: SqlWorkerHeartbeats, clock: Clock, worker_id: str, interval: float
+    ) -> None:
+        self._heartbeats = heartbeats
+        self._clock = clock
+        self.worker_id = worker_id
+        self._interval = interval
+        self._stop = threading.Event()
+        heartbeats.beat(worker_id, clock.now())
+        self._thread = threading.Thread(target=self._run, name="chronicle-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                self._heartbeats.beat(self.worker_id, self._clock.now())
+            except Exception:
+                structlog.get_logger(__name__).warning("heartbeat failed", exc_info=True)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(self._interval + 1)
+        self._heartbeats.forget(self.worker_id)
 
 
 class RunnerThreads:

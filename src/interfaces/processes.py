@@ -107,6 +107,7 @@ def _worker_main(settings: Settings, queues: Sequence[str]) -> None:
     chronicle = bootstrap(settings)
     setup = _broker(settings)
     queue = DramatiqJobQueue(setup)
+    heartbeat = chronicle.heartbeat()
     try:
         run_worker_forever(
             setup,
@@ -115,6 +116,7 @@ def _worker_main(settings: Settings, queues: Sequence[str]) -> None:
             handler=_handler(chronicle, queue),
         )
     finally:
+        heartbeat.stop()
         queue.close()
         setup.close()
         chronicle.close()
@@ -158,6 +160,7 @@ def run_all_in_one(settings: Settings) -> None:
     queue = DramatiqJobQueue(setup)
     chronicle.add_outbox(queue)
     threads = RunnerThreads(list(chronicle.runners.values())).start()
+    heartbeat = chronicle.heartbeat()
     worker = start_worker(
         setup,
         queues=["high", "default", "low"],
@@ -175,6 +178,7 @@ def run_all_in_one(settings: Settings) -> None:
         _serve(chronicle, checks, settings)
     finally:
         worker.stop(10)
+        heartbeat.stop()
         threads.stop()
         queue.close()
         setup.close()

@@ -20,7 +20,12 @@ NOW = datetime(2026, 1, 1, tzinfo=UTC)
 
 def new_job() -> Job:
     return Job.dispatch(
-        job_id=uuid4(), command="demo:noop", command_line="demo:noop", arguments={}, options={}, at=NOW
+        job_id=uuid4(),
+        command="demo:noop",
+        command_line="demo:noop",
+        arguments={},
+        options={},
+        at=NOW,
     )
 
 

@@ -4,11 +4,13 @@ projections, with the crash cases the design promises to survive."""
 from __future__ import annotations
 
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 
 from application.jobs import DispatchRequest
 from application.views.jobs import JobFilter
+from infrastructure.read_models import SqlWorkerHeartbeats
 from interfaces.bootstrap import Chronicle
 from tests.unit.fakes import FakeQueue
 
@@ -228,3 +230,31 @@ def test_cursor_pagination_walks_every_job_once(chronicle: Chronicle):
             break
         cursor = page.next_cursor
     assert seen == list(reversed(ids))
+
+
+def test_job_of_a_dead_worker_is_retried_after_redelivery(chronicle: Chronicle):
+    """A worker dies mid-job: its message comes back; once the worker is silent long enough,
+    the lost attempt is recorded as failed and the job runs again."""
+    queue = FakeQueue()
+    chronicle.add_outbox(queue)
+    job_id = chronicle.jobs.dispatch(DispatchRequest(command_line="demo:noop", backoff_seconds=0))
+    chronicle.runners["outbox"].catch_up()
+    heartbeats = SqlWorkerHeartbeats(chronicle.db)
+    dead = "dead-host:1"
+    heartbeats.beat(dead, chronicle.clock.now() - timedelta(seconds=5))
+    job = chronicle.events.repository.get(job_id)
+    job.start(worker_id=dead, at=chronicle.clock.now())
+    chronicle.events.save(job)  # ... and the process is killed before it records an outcome
+    queue.take()
+
+    executor = chronicle.executor(queue, worker_id="live:2")
+    # While the dead worker's last beat is recent, the redelivered message is deferred.
+    assert executor.process(job_id).value == "deferred"
+    assert queue.take()[0][2] == 30.0
+    heartbeats.beat(dead, chronicle.clock.now() - timedelta(seconds=60))
+    assert executor.process(job_id).value == "failed"
+    run_all(chronicle, queue)
+    project(chronicle)
+    row = chronicle.queries.get("default", job_id)
+    assert row is not None
+    assert (row.status, row.attempts, row.last_error_type) == ("succeeded", 2, "WorkerLost")
