@@ -138,7 +138,7 @@ class JobExecutor:
             return Outcome.DEFERRED if self._heartbeats is not None else Outcome.SKIPPED
         job.fail(
             error_type="WorkerLost",
-            message=f"worker {job.worker_id} stopped answering while running attempt {job.attempts}",
+            message=f"worker {job.worker_id} went silent while running attempt {job.attempts}",
             traceback="",
             output="",
             duration_ms=(now - job.started_at).total_seconds() * 1000 if job.started_at else 0.0,

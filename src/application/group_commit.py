@@ -79,8 +79,8 @@ class GroupCommitter:
             for item in batch:
                 try:
                     self._events.save(*item.events)
-                except Exception as item_exc:  # noqa: BLE001 - delivered to its caller
+                except Exception as item_exc:
                     item.error = item_exc
-        except Exception as exc:  # noqa: BLE001 - every caller of the batch sees the failure
+        except Exception as exc:
             for item in batch:
                 item.error = exc
