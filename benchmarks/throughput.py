@@ -22,7 +22,9 @@ from pathlib import Path
 import psycopg
 
 ROOT = Path(__file__).resolve().parents[1]
-DATABASE_URL = os.environ.get("CHRONICLE_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+DATABASE_URL = os.environ.get(
+    "CHRONICLE_BENCH_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 BROKER_URL = os.environ.get("CHRONICLE_BENCH_BROKER_URL", "amqp://guest:guest@127.0.0.1:5672/")
 
 RAW_WORKER = """
@@ -58,7 +60,7 @@ def raw_dramatiq(n: int, threads: int) -> float:
     prefix = f"bench-{uuid.uuid4().hex[:8]}."
     broker = RabbitmqBroker(url=BROKER_URL, middleware=[])
     actor = dramatiq.actor(broker=broker, queue_name=prefix + "raw", actor_name="noop")(
-        lambda i: None
+        lambda _i: None
     )
     for i in range(n):
         actor.send(i)
@@ -126,9 +128,11 @@ def main() -> None:
     args = parser.parse_args()
     raw = raw_dramatiq(args.jobs, args.threads)
     durable, dispatch_rate = chronicle(args.jobs, args.threads)
-    print(f"raw Dramatiq no-op messages/s (RabbitMQ, 1 process, {args.threads} threads): {raw:,.0f}")
-    print(f"Chronicle durable no-op jobs/s (dispatch → succeeded in read model):   {durable:,.0f}")
-    print(f"  dispatch alone (100 jobs per transaction):                          {dispatch_rate:,.0f}/s")
+    print(
+        f"raw Dramatiq no-op messages/s (RabbitMQ, 1 process, {args.threads} threads): {raw:,.0f}"
+    )
+    print(f"Chronicle durable no-op jobs/s (dispatch → succeeded in read model): {durable:,.0f}")
+    print(f"  dispatch alone (100 jobs per transaction): {dispatch_rate:,.0f}/s")
     print(f"ratio Chronicle / raw Dramatiq: {durable / raw:.2f} (target ≥ 0.5)")
 
 

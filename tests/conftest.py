@@ -8,7 +8,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-POSTGRES_URL = os.environ.get("CHRONICLE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "CHRONICLE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 RABBITMQ_URL = os.environ.get("CHRONICLE_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("CHRONICLE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 

@@ -715,10 +715,19 @@ def _complete(
     )
 
 
+# Values are stored as JSON and in 64-bit database columns: integers stay within that range.
+_INT_LIMIT = 2**63
+
+
+def _int_in_range(value: int) -> bool:
+    return -_INT_LIMIT <= value < _INT_LIMIT
+
+
 def _from_text(param: _Parameter, text: str, sig: Signature) -> Any:
     value: Any = text
     if param.type == "int":
-        if not _INT_TEXT.fullmatch(text):
+        # The length check comes first: int() refuses (slowly) strings of thousands of digits.
+        if len(text) > 20 or not _INT_TEXT.fullmatch(text) or not _int_in_range(int(text)):
             raise _type_error(param, text, sig)
         value = int(text)
     elif param.type == "float":
@@ -742,10 +751,15 @@ def _from_json(param: _Parameter, value: Any, sig: Signature) -> Any:
     is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
     if param.type == "bool" and isinstance(value, bool):
         return value
-    if param.type == "int" and is_number and isinstance(value, int):
-        return value
-    if param.type == "float" and is_number and math.isfinite(float(value)):
-        return float(value)
+    if param.type == "int" and is_number and isinstance(value, int) and _int_in_range(value):
+        return _check_choice(param, value, sig)
+    if param.type == "float" and is_number:
+        try:
+            number = float(value)
+        except OverflowError:
+            raise _type_error(param, value, sig) from None
+        if math.isfinite(number):
+            return _check_choice(param, number, sig)
     raise _type_error(param, value, sig)
 
 

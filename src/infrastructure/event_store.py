@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -38,6 +38,25 @@ def postgres_env(url: str, schema: str) -> dict[str, str]:
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
         "CREATE_TABLE": "true",
     }
+
+
+# Any fixed number: the advisory lock that serialises table creation between processes.
+_SETUP_LOCK = 0x6368726F6E
+
+
+@contextlib.contextmanager
+def setup_lock(url: str) -> Iterator[None]:
+    """Hold a Postgres advisory lock while tables are created.
+
+    Processes started together (API, projector, workers) would otherwise race on
+    `CREATE TABLE IF NOT EXISTS`, which is not safe against itself in PostgreSQL.
+    """
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
 
 
 def ensure_schema(url: str, schema: str) -> None:

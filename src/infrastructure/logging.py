@@ -8,6 +8,14 @@ import sys
 import structlog
 
 
+def _has_rich() -> bool:
+    try:
+        import rich  # noqa: F401, PLC0415
+    except ImportError:
+        return False
+    return True
+
+
 def configure_logging(fmt: str = "auto", level: str = "info") -> None:
     """Configure structlog and route the standard library's logs (Dramatiq's) through it."""
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -26,7 +34,11 @@ def configure_logging(fmt: str = "auto", level: str = "info") -> None:
         )
         renderer = structlog.processors.JSONRenderer()
     else:
-        renderer = structlog.dev.ConsoleRenderer()
+        renderer = structlog.dev.ConsoleRenderer(
+            exception_formatter=structlog.dev.RichTracebackFormatter(show_locals=False)
+            if _has_rich()
+            else structlog.dev.plain_traceback
+        )
     numeric = getattr(logging, level.upper(), logging.INFO)
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],

@@ -378,9 +378,10 @@ def encode_cursor(seq: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
-    if not cursor.startswith("s") or not cursor[1:].isdigit():
+    digits = cursor[1:]
+    if not cursor.startswith("s") or not digits.isdigit() or len(digits) > 18:
         raise ValidationError(f"invalid cursor {cursor!r}", field="cursor")
-    return int(cursor[1:])
+    return int(digits)
 
 
 class SqlJobsQueries:
@@ -503,7 +504,9 @@ class SqlWorkerHeartbeats:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        with db.transaction() as s:
+
+    def create(self) -> None:
+        with self._db.transaction() as s:
             s.execute(WORKER_HEARTBEATS_DDL)
 
     def beat(self, worker_id: str, at: datetime) -> None:

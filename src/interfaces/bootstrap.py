@@ -22,9 +22,18 @@ from application.ports import Clock, JobQueue, SystemClock
 from application.projections import ProjectionRunner
 from application.views.job_timeline import JobTimelineProjection
 from application.views.jobs import JobsProjection
-from infrastructure.event_store import StoreEventLog, ensure_schema, postgres_env, sqlite_env
+from infrastructure.event_store import (
+    StoreEventLog,
+    ensure_schema,
+    postgres_env,
+    setup_lock,
+    sqlite_env,
+)
 from infrastructure.read_models import (
     SqlJobsQueries,
+    SqlJobsWriter,
+    SqlProjectionStore,
+    SqlTimelineWriter,
     SqlWorkerHeartbeats,
     TrackingOnlyStore,
     create_tracking,
@@ -110,6 +119,18 @@ class Chronicle:
         self.events.close()
 
 
+def _create_read_models(
+    db: Database,
+) -> tuple[SqlProjectionStore[SqlJobsWriter], SqlProjectionStore[SqlTimelineWriter]]:
+    create_tracking(db)
+    SqlWorkerHeartbeats(db).create()
+    jobs = jobs_store(db)
+    timeline = timeline_store(db)
+    jobs.create()
+    timeline.create()
+    return jobs, timeline
+
+
 def bootstrap(
     settings: Settings,
     *,
@@ -125,18 +146,16 @@ def bootstrap(
         events = ChronicleEvents(env=sqlite_env(settings.events_path))
         log = StoreEventLog(events)
         db = SqliteDatabase(settings.read_models_path)
+        jobs, timeline = _create_read_models(db)
     else:
         url = postgres_conninfo(settings)
-        ensure_schema(url, settings.database_schema)
-        events = ChronicleEvents(env=postgres_env(url, settings.database_schema))
+        with setup_lock(url):
+            ensure_schema(url, settings.database_schema)
+            events = ChronicleEvents(env=postgres_env(url, settings.database_schema))
+            db = PostgresDatabase(url, schema=settings.database_schema)
+            jobs, timeline = _create_read_models(db)
         channel = getattr(events.recorder, "channel_name", None)
         log = StoreEventLog(events, listen_url=url, channel=channel)
-        db = PostgresDatabase(url, schema=settings.database_schema)
-    create_tracking(db)
-    jobs = jobs_store(db)
-    timeline = timeline_store(db)
-    jobs.create()
-    timeline.create()
     batch = settings.projection_batch_size
     chronicle = Chronicle(
         settings=settings,

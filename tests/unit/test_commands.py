@@ -680,7 +680,7 @@ def test_command_line_shields_dash_arguments(registry: CommandRegistry) -> None:
 ROUND_TRIP_CASES: list[tuple[str, Any, dict[str, Any]]] = [
     ("survey:export", [0], {}),
     ("survey:export", [-5], {"notify": True, "dry_run": True}),
-    ("survey:export", [10**30], {"ratio": 1e-300, "label": "with space"}),
+    ("survey:export", [2**63 - 1], {"ratio": 1e-300, "label": "with space"}),
     ("survey:export", [1], {"ratio": -0.1, "label": 'it\'s "quoted" $HOME `x` \\ ;|&'}),
     ("survey:export", [1], {"ratio": 1e300, "label": "line\nbreak\ttab"}),
     ("survey:export", [1], {"label": "--looks-like-option", "format": "pdf"}),
@@ -972,3 +972,12 @@ def test_demo_noop(builtins: CommandRegistry) -> None:
     ctx = make_context()
     assert run_line(builtins, "demo:noop", ctx) is None
     assert ctx.output == ""
+
+
+def test_integers_beyond_64_bits_are_refused() -> None:
+    registry = CommandRegistry()
+    register_builtins(registry)
+    with pytest.raises(CommandLineError, match="must be an integer"):
+        registry.validate("demo:echo", ["x"], {"times": 2**63})
+    with pytest.raises(CommandLineError, match="must be an integer"):
+        registry.parse("demo:echo x --times=" + "9" * 25)

@@ -1,0 +1,68 @@
+"""Who is calling and for which tenant: read from headers, checked, injected into handlers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
+from litestar.exceptions import ClientException
+from litestar.params import HeaderParameter
+
+from domain.shared import DEFAULT_TENANT
+
+USER_HEADER = "X-Chronicle-User"
+TENANT_HEADER = "X-Chronicle-Tenant"
+DEFAULT_USER = "api"
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+MAX_USER_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The identity recorded on the events a request causes, and the tenant it may see."""
+
+    user: str
+    tenant: str
+
+
+def _bad_header(header: str, problem: str) -> ClientException:
+    return ClientException(
+        detail=f"{header} {problem}",
+        extra=[{"key": header, "message": problem, "source": "header"}],
+    )
+
+
+def provide_caller(
+    user: Annotated[
+        str | None,
+        HeaderParameter(
+            name=USER_HEADER,
+            description=f"Who makes the request, recorded on its events (default {DEFAULT_USER}).",
+            required=False,
+        ),
+    ] = None,
+    tenant: Annotated[
+        str | None,
+        HeaderParameter(
+            name=TENANT_HEADER,
+            description=(
+                f"Tenant whose jobs the request sees (default `{DEFAULT_TENANT}`); "
+                "lower-case letters, digits, `_` and `-`."
+            ),
+            required=False,
+        ),
+    ] = None,
+) -> Caller:
+    """The caller of this request; a malformed tenant or user header is a 400."""
+    user = DEFAULT_USER if user is None else user.strip()
+    if not user or len(user) > MAX_USER_LENGTH or not user.isprintable():
+        raise _bad_header(USER_HEADER, f"must be 1 to {MAX_USER_LENGTH} printable characters")
+    tenant = DEFAULT_TENANT if tenant is None else tenant
+    if not TENANT_PATTERN.fullmatch(tenant):
+        raise _bad_header(
+            TENANT_HEADER,
+            f"must match {TENANT_PATTERN.pattern} "
+            "(lower-case letters, digits, '_' and '-', at most 63 characters)",
+        )
+    return Caller(user=user, tenant=tenant)

@@ -1,0 +1,139 @@
+"""Every error leaves the API as JSON `{error, message, field}`: domain errors map to 4xx."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.types import ExceptionHandlersMap
+
+from application.commands import CommandLineError
+from domain.shared import DomainError, InvalidTransitionError, NotFoundError, ValidationError
+from interfaces.http.schemas import ErrorBody
+
+log = structlog.get_logger("chronicle.http")
+
+_KINDS = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "too_many_requests",
+    500: "internal_error",
+    503: "unavailable",
+}
+# Litestar names the whole body `data` when the problem is not one field (unknown field, bad JSON).
+_WHOLE_BODY = {None, "", "data"}
+
+
+def error_kind(status_code: int) -> str:
+    return _KINDS.get(status_code) or HTTPStatus(status_code).phrase.lower().replace(" ", "_")
+
+
+def error_response(
+    status_code: int,
+    message: str,
+    *,
+    field: str | None = None,
+    kind: str | None = None,
+    details: list[Any] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[ErrorBody]:
+    body = ErrorBody(
+        error=kind or error_kind(status_code),
+        message=message,
+        field=field,
+        details=details,
+    )
+    return Response(body, status_code=status_code, headers=headers)
+
+
+def _where(request: Request[Any, Any, Any]) -> dict[str, str]:
+    return {"method": request.method, "path": request.url.path}
+
+
+def domain_error(
+    request: Request[Any, Any, Any],  # noqa: ARG001 - the handler signature Litestar calls
+    exc: Exception,
+) -> Response[ErrorBody]:
+    """NotFoundError → 404, InvalidTransitionError → 409, ValidationError (and others) → 422."""
+    if isinstance(exc, NotFoundError):
+        return error_response(404, str(exc))
+    if isinstance(exc, InvalidTransitionError):
+        return error_response(409, str(exc))
+    field = exc.field if isinstance(exc, ValidationError) else None
+    kind = "invalid_command" if isinstance(exc, CommandLineError) else None
+    return error_response(422, str(exc), field=field, kind=kind)
+
+
+def http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    """Litestar's own errors (bad JSON, unknown fields, bad query values, no such route)."""
+    if not isinstance(exc, HTTPException):  # pragma: no cover - registered for HTTPException
+        return unexpected_error(request, exc)
+    if exc.status_code >= 500 and exc.status_code != 503:
+        return unexpected_error(request, exc)
+    problems = [p for p in exc.extra if isinstance(p, dict)] if isinstance(exc.extra, list) else []
+    message = exc.detail
+    field = None
+    if problems:
+        message = "; ".join(
+            str(p.get("message"))
+            if p.get("key") in _WHOLE_BODY
+            else f"{p.get('key')}: {p.get('message')}"
+            for p in problems
+        )
+        keys = {p.get("key") for p in problems}
+        if len(keys) == 1 and not keys & _WHOLE_BODY:
+            field = str(keys.pop())
+    return error_response(
+        exc.status_code,
+        message,
+        field=field,
+        details=problems or None,
+        headers=exc.headers,
+    )
+
+
+def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    """A bug or an outage: log it with its traceback, tell the client only that it happened."""
+    log.error("unhandled error", **_where(request), exc_info=exc)
+    return error_response(500, "internal error: the server logged the details")
+
+
+def exception_handlers() -> ExceptionHandlersMap:
+    # Looked up along the exception's MRO: CommandLineError uses the ValidationError entry.
+    return {
+        NotFoundError: domain_error,
+        InvalidTransitionError: domain_error,
+        ValidationError: domain_error,
+        DomainError: domain_error,
+        HTTPException: http_error,
+        Exception: unexpected_error,
+    }
+
+
+_DESCRIPTIONS = {
+    400: "Malformed JSON, unknown fields, wrong types or bad headers.",
+    404: "No such job for this tenant.",
+    409: "The job is not in a state that allows this.",
+    422: "The values break a rule; `field` names the offending one.",
+}
+
+
+def error_responses(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the error responses an operation may give."""
+    return {
+        code: ResponseSpec(
+            data_container=ErrorBody,
+            description=_DESCRIPTIONS.get(code, HTTPStatus(code).phrase),
+            generate_examples=False,
+        )
+        for code in codes
+    }

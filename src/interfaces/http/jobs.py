@@ -1,0 +1,391 @@
+"""`/api/jobs`: dispatch, list, inspect, retry and cancel jobs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Controller, Response, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, PathParameter, QueryParameter
+
+from application.event_log import LoggedEvent
+from application.jobs import MAX_DELAY, DispatchRequest
+from application.views.job_timeline import JobTimelineProjection, TimelineEntry
+from application.views.jobs import JobFilter, JobRow, JobsProjection, JobState
+from domain.job import QUEUES, JobStatus
+from domain.shared import NotFoundError, ValidationError
+from interfaces.bootstrap import Chronicle
+from interfaces.http.dependencies import Caller
+from interfaces.http.errors import error_responses
+from interfaces.http.schemas import (
+    CancelJob,
+    DispatchedJob,
+    DispatchJob,
+    FailedJobPage,
+    JobAction,
+    JobDetail,
+    JobItem,
+    JobLinks,
+    JobPage,
+    WaitingJobs,
+    failed_job,
+    job_detail,
+    job_item,
+    job_path,
+)
+
+STATUSES = (*(status.value for status in JobStatus), "delayed", "ready")
+MAX_LIMIT = 500
+
+Limit = Annotated[
+    int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}.")
+]
+Cursor = Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page.")]
+QueueName = Annotated[str | None, QueryParameter(description="high, default or low.")]
+CommandName = Annotated[str | None, QueryParameter(description="Registered command name.")]
+JobId = Annotated[str, PathParameter(description="The job's id (a UUID).")]
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], field: str) -> str | None:
+    if value is not None and value not in allowed:
+        raise ValidationError(
+            f"unknown {field} {value[:100]!r}: choose one of {', '.join(allowed)}", field=field
+        )
+    return value
+
+
+def parse_job_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ValidationError(f"{raw[:100]!r} is not a job id (a UUID)", field="id") from None
+
+
+def _check_delay(delay_seconds: float) -> None:
+    # timedelta() overflows long before a float does: reject out-of-range delays here.
+    limit = MAX_DELAY.total_seconds()
+    if not (math.isfinite(delay_seconds) and 0 <= delay_seconds <= limit):
+        raise ValidationError(
+            f"delay_seconds must be between 0 and {limit:.0f} (365 days)", field="delay_seconds"
+        )
+
+
+def _not_before(moment: datetime | None) -> datetime | None:
+    if moment is None or moment.utcoffset() is None:
+        return moment  # the domain rejects naive times, with its own message
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before datetime.min in UTC
+        raise ValidationError("not_before is out of range", field="not_before") from None
+
+
+class _OneJobRow:
+    """A JobsWriter that keeps one job's row in memory (see `job_from_event_store`)."""
+
+    _UNSET: dict[str, Any] = {f.name: None for f in dataclasses.fields(JobRow)}
+
+    def __init__(self) -> None:
+        self.row: dict[str, Any] | None = None
+
+    def job_state(self, job_id: UUID) -> JobState | None:  # noqa: ARG002 - one job only
+        row = self.row
+        return JobState(row["tenant"], row["queue"], row["status"]) if row else None
+
+    def insert_job(self, row: dict[str, Any]) -> None:
+        self.row = {**self._UNSET, **row}
+
+    def update_job(self, job_id: UUID, changes: dict[str, Any]) -> None:  # noqa: ARG002
+        if self.row is not None:
+            self.row.update(changes)
+
+    def add_counts(self, deltas: dict[tuple[str, str, str], int]) -> None:
+        """Counts are the read model's business, not this one job's."""
+
+
+def _as_stored(value: Any) -> Any:
+    # The timeline read model stores details as JSON (datetimes as isoformat, UUIDs as text):
+    # show the same values before projection.
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    return value
+
+
+class _Entries:
+    """A TimelineWriter that keeps the entries in memory."""
+
+    def __init__(self) -> None:
+        self.entries: list[TimelineEntry] = []
+
+    def insert_entries(self, entries: Sequence[TimelineEntry]) -> None:
+        self.entries.extend(
+            dataclasses.replace(e, details={k: _as_stored(v) for k, v in e.details.items()})
+            for e in entries
+        )
+
+
+def job_from_event_store(
+    chronicle: Chronicle, job_id: UUID, tenant: str
+) -> tuple[JobRow, list[TimelineEntry]]:
+    """The row and timeline the read models will hold, computed from the job's own events.
+
+    Runs the read models' projections over this one stream, so the answer has the shape and
+    values of a projected one; log positions are unknown here (0, shown as null). Like
+    `JobService.get`, another tenant's job, or an id that is not a job's, is not found.
+    """
+    events = [LoggedEvent(0, event) for event in chronicle.events.events.get(job_id)]
+    row_writer, timeline_writer = _OneJobRow(), _Entries()
+    JobsProjection().process(events, row_writer)
+    JobTimelineProjection().process(events, timeline_writer)
+    row = row_writer.row
+    if row is None or row["tenant"] != tenant:
+        raise NotFoundError(f"job {job_id} not found")
+    fields = {f.name for f in dataclasses.fields(JobRow)}
+    decoded = {
+        **{key: value for key, value in row.items() if key in fields},
+        "arguments": json.loads(row["arguments"]),
+        "options": json.loads(row["options"]),
+        "result": json.loads(row["result"]) if row["result"] is not None else None,
+    }
+    return JobRow(**decoded), timeline_writer.entries
+
+
+class JobController(Controller):
+    """Jobs of the caller's tenant."""
+
+    path = "/api/jobs"
+    tags = ["jobs"]
+
+    @post(
+        "/",
+        operation_id="dispatchJob",
+        summary="Dispatch a job",
+        description=(
+            "Records the job as dispatched and returns at once; the outbox relay sends it to "
+            "its queue. Give `command` with `arguments`/`options`, or a `command_line`. The "
+            "answer does not wait for the read model: GET the `Location` right away."
+        ),
+        status_code=201,
+        sync_to_thread=True,
+        response_headers=[
+            ResponseHeader(
+                name="Location", description="The new job's URL.", documentation_only=True
+            )
+        ],
+        responses=error_responses(400, 422),
+    )
+    def dispatch(
+        self,
+        *,
+        data: JSONBody[DispatchJob],
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+    ) -> Response[DispatchedJob]:
+        _check_delay(data.delay_seconds)
+        request = DispatchRequest(
+            command=data.command,
+            arguments=data.arguments,
+            options=data.options,
+            command_line=data.command_line,
+            queue=data.queue,
+            delay_seconds=data.delay_seconds,
+            not_before=_not_before(data.not_before),
+            max_attempts=data.max_attempts,
+            timeout_seconds=data.timeout_seconds,
+            backoff_seconds=data.backoff_seconds,
+            tenant=caller.tenant,
+            requested_by=caller.user,
+        )
+        # Parsing is pure: it gives the canonical command line without reading anything back.
+        command_line = chronicle.jobs.parse(request).command_line()
+        job_id = chronicle.jobs.dispatch(request)
+        location = job_path(job_id)
+        body = DispatchedJob(
+            id=job_id,
+            status=JobStatus.WAITING.value,
+            command_line=command_line,
+            queue=data.queue,
+            links=JobLinks(self=location),
+        )
+        return Response(body, status_code=201, headers={"Location": location})
+
+    @get(
+        "/",
+        operation_id="listJobs",
+        summary="List jobs",
+        description=(
+            "Newest first. `status` is one of " + ", ".join(STATUSES) + " (`ready` and "
+            "`delayed` split `waiting` into due and not yet due)."
+        ),
+        sync_to_thread=True,
+        responses=error_responses(400, 422),
+    )
+    def list_jobs(
+        self,
+        *,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+        status: Annotated[
+            str | None, QueryParameter(description="One of " + ", ".join(STATUSES) + ".")
+        ] = None,
+        queue: QueueName = None,
+        command: CommandName = None,
+        batch_id: Annotated[str | None, QueryParameter(description="Batch id.")] = None,
+        schedule_id: Annotated[str | None, QueryParameter(description="Schedule id.")] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> JobPage:
+        flt = JobFilter(
+            tenant=caller.tenant,
+            status=_choice(status, STATUSES, "status"),
+            queue=_choice(queue, QUEUES, "queue"),
+            command=command,
+            batch_id=batch_id,
+            schedule_id=schedule_id,
+        )
+        now = chronicle.clock.now()
+        page = chronicle.queries.list(flt, limit=limit, cursor=cursor, now=now)
+        return JobPage(
+            items=[job_item(row, now) for row in page.items], next_cursor=page.next_cursor
+        )
+
+    @get(
+        "/waiting",
+        operation_id="listWaitingJobs",
+        summary="Waiting jobs",
+        description=(
+            "Jobs waiting to run: `ready` ones are due now, `delayed` ones become due at "
+            "their `available_at`. Each list holds at most `limit` jobs, newest first."
+        ),
+        sync_to_thread=True,
+        responses=error_responses(400, 422),
+    )
+    def waiting(
+        self,
+        *,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+        queue: QueueName = None,
+        limit: Limit = 50,
+    ) -> WaitingJobs:
+        queue = _choice(queue, QUEUES, "queue")
+        now = chronicle.clock.now()
+
+        def page(status: str) -> list[JobItem]:
+            flt = JobFilter(tenant=caller.tenant, status=status, queue=queue)
+            rows = chronicle.queries.list(flt, limit=limit, cursor=None, now=now).items
+            return [job_item(row, now) for row in rows]
+
+        return WaitingJobs(ready=page("ready"), delayed=page("delayed"))
+
+    @get(
+        "/failed",
+        operation_id="listFailedJobs",
+        summary="Failed jobs",
+        description="Jobs whose attempts are used up, with their last error and traceback.",
+        sync_to_thread=True,
+        responses=error_responses(400, 422),
+    )
+    def failed(
+        self,
+        *,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+        queue: QueueName = None,
+        command: CommandName = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> FailedJobPage:
+        flt = JobFilter(
+            tenant=caller.tenant,
+            status=JobStatus.FAILED.value,
+            queue=_choice(queue, QUEUES, "queue"),
+            command=command,
+        )
+        page = chronicle.queries.list(flt, limit=limit, cursor=cursor, now=chronicle.clock.now())
+        return FailedJobPage(
+            items=[failed_job(row) for row in page.items], next_cursor=page.next_cursor
+        )
+
+    @get(
+        "/{job_id:str}",
+        operation_id="getJob",
+        summary="One job with its timeline",
+        description=(
+            "The job and every event of its life. Right after a dispatch the read model may "
+            "not have the job yet: it is then built from the event store, with "
+            "`projected: false`."
+        ),
+        sync_to_thread=True,
+        responses=error_responses(400, 404, 422),
+    )
+    def get_job(
+        self,
+        *,
+        job_id: JobId,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+    ) -> JobDetail:
+        uuid = parse_job_id(job_id)
+        now = chronicle.clock.now()
+        row = chronicle.queries.get(caller.tenant, uuid)
+        if row is not None:
+            return job_detail(job_item(row, now), chronicle.queries.timeline(uuid), projected=True)
+        row, timeline = job_from_event_store(chronicle, uuid, caller.tenant)
+        return job_detail(job_item(row, now), timeline, projected=False)
+
+    @post(
+        "/{job_id:str}/retry",
+        operation_id="retryJob",
+        summary="Retry a failed job",
+        description="Gives a failed job a new round of attempts; any other state is a 409.",
+        status_code=202,
+        sync_to_thread=True,
+        responses=error_responses(400, 404, 409, 422),
+    )
+    def retry(
+        self,
+        *,
+        job_id: JobId,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+    ) -> JobAction:
+        job = chronicle.jobs.retry(parse_job_id(job_id), tenant=caller.tenant, by=caller.user)
+        return JobAction(id=job.id, status=job.status.value, links=JobLinks(self=job_path(job.id)))
+
+    @post(
+        "/{job_id:str}/cancel",
+        operation_id="cancelJob",
+        summary="Cancel a job",
+        description=(
+            "A waiting job is cancelled at once (`cancelled`); a running one is asked to stop "
+            "(`cancelling`). A finished job is a 409."
+        ),
+        status_code=202,
+        sync_to_thread=True,
+        responses=error_responses(400, 404, 409, 422),
+    )
+    def cancel(
+        self,
+        *,
+        job_id: JobId,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+        data: JSONBody[CancelJob | None] = None,
+    ) -> JobAction:
+        job = chronicle.jobs.cancel(
+            parse_job_id(job_id),
+            tenant=caller.tenant,
+            by=caller.user,
+            reason=data.reason if data else "",
+        )
+        status = "cancelling" if job.status is JobStatus.RUNNING else job.status.value
+        return JobAction(id=job.id, status=status, links=JobLinks(self=job_path(job.id)))

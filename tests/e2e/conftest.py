@@ -1,0 +1,113 @@
+"""End-to-end fixtures: real `chronicle` processes on PostgreSQL + RabbitMQ, driven over HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from tests.conftest import POSTGRES_URL, RABBITMQ_URL, require_service
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Processes:
+    """Starts `python -m interfaces.cli …` processes and stops them all at the end."""
+
+    def __init__(self, env: dict[str, str], logs: Path) -> None:
+        self.env = env
+        self.logs = logs
+        self.running: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, *args: str) -> subprocess.Popen[bytes]:
+        name = "-".join(args[:1])
+        log = (self.logs / f"{name}-{len(self.running)}.log").open("wb")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "interfaces.cli", *args],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        self.running.append((name, proc))
+        return proc
+
+    def stop_all(self) -> None:
+        for _, proc in self.running:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _, proc in self.running:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+    def dump_logs(self) -> str:
+        return "\n".join(
+            f"--- {path.name}\n{path.read_text(errors='replace')[-4000:]}"
+            for path in sorted(self.logs.glob("*.log"))
+        )
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def wait_ready(base_url: str, timeout: float = 30.0) -> None:
+    def ready() -> bool:
+        try:
+            return httpx.get(f"{base_url}/ready", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(ready, timeout, f"{base_url}/ready")
+
+
+@pytest.fixture
+def production(tmp_path: Path) -> Iterator[tuple[str, Processes]]:
+    """`chronicle serve`, `projector` and `worker` on a fresh schema and fresh queues."""
+    require_service("PostgreSQL", POSTGRES_URL)
+    require_service("RabbitMQ", RABBITMQ_URL)
+    schema = f"e2e_{uuid.uuid4().hex[:10]}"
+    port = free_port()
+    env = {
+        **os.environ,
+        "CHRONICLE_DATABASE_URL": POSTGRES_URL,
+        "CHRONICLE_DATABASE_SCHEMA": schema,
+        "CHRONICLE_BROKER_URL": RABBITMQ_URL,
+        "CHRONICLE_QUEUE_PREFIX": f"e2e-{uuid.uuid4().hex[:8]}.",
+        "CHRONICLE_PORT": str(port),
+        "CHRONICLE_WORKER_THREADS": "4",
+        "CHRONICLE_LOG_FORMAT": "json",
+    }
+    procs = Processes(env, tmp_path)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        procs.start("serve")
+        procs.start("projector")
+        procs.start("worker", "--queues", "high,default,low", "--processes", "2", "--threads", "2")
+        wait_ready(base_url)
+        yield base_url, procs
+    finally:
+        procs.stop_all()
+        print(procs.dump_logs())
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -1,0 +1,50 @@
+"""Smoke test of `chronicle up`: everything in one process on the embedded store, no settings."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import free_port, wait_ready, wait_until
+
+pytestmark = pytest.mark.e2e
+
+
+def test_up_runs_a_job_with_no_configuration(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CHRONICLE_")}
+    log = (tmp_path / "up.log").open("wb")
+    # Run from an empty folder: `up` creates its data folder (./.chronicle) there.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "interfaces.cli", "up", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base_url)
+        response = httpx.post(
+            f"{base_url}/api/jobs", json={"command_line": "demo:echo up"}, timeout=5
+        )
+        assert response.status_code == 201, response.text
+        job_id = response.json()["id"]
+
+        def succeeded() -> bool:
+            body = httpx.get(f"{base_url}/api/jobs/{job_id}", timeout=5).json()
+            return bool(body.get("status") == "succeeded")
+
+        wait_until(succeeded, 20, "the job to succeed")
+        assert (tmp_path / ".chronicle" / "events.sqlite3").exists()
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(30)
+        log.close()
+    assert code == 0, (tmp_path / "up.log").read_text()

@@ -1,0 +1,602 @@
+"""The REST API over real storage (SQLite files and Postgres), through Litestar's TestClient."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+import structlog
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from application.jobs import DispatchRequest
+from interfaces.bootstrap import Chronicle
+from interfaces.http import create_app
+from tests.unit.fakes import FakeQueue
+
+pytestmark = pytest.mark.integration
+
+# Input checks do not depend on the storage: run them on SQLite only, to keep the suite fast.
+sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
+
+ACME = {"X-Chronicle-Tenant": "acme", "X-Chronicle-User": "alice"}
+
+
+@pytest.fixture
+def client(chronicle: Chronicle) -> Iterator[TestClient[Litestar]]:
+    with TestClient(create_app(chronicle)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def queue(chronicle: Chronicle) -> FakeQueue:
+    fake = FakeQueue()
+    chronicle.add_outbox(fake)
+    return fake
+
+
+def project(app: Chronicle) -> None:
+    for runner in app.projection_runners():
+        runner.catch_up()
+
+
+def run_all(app: Chronicle, queue: FakeQueue) -> None:
+    """Relay every pending dispatch and run each message once, until nothing is left."""
+    executor = app.executor(queue, worker_id="test-worker")
+    app.runners["outbox"].catch_up()
+    while queue.sent:
+        for job_id, _, _ in queue.take():
+            executor.process(job_id)
+        app.runners["outbox"].catch_up()
+
+
+def dispatch(
+    client: TestClient[Litestar], headers: dict[str, str] | None = None, **body: Any
+) -> str:
+    response = client.post("/api/jobs", json=body, headers=headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+def parse_time(text: str) -> datetime:
+    assert text.endswith("Z"), text
+    return datetime.fromisoformat(text)
+
+
+# -- dispatch and detail ----------------------------------------------------------------------
+
+
+def test_dispatch_answers_201_and_the_job_is_readable_before_projection(
+    client: TestClient[Litestar], chronicle: Chronicle
+):
+    response = client.post(
+        "/api/jobs",
+        json={
+            "command": "demo:echo",
+            "arguments": {"message": "hi there"},
+            "options": {"upper": True},
+        },
+        headers={"X-Chronicle-User": "bob"},
+    )
+    assert response.status_code == 201
+    body = response.json()
+    job_id = body["id"]
+    assert body == {
+        "id": job_id,
+        "status": "waiting",
+        "command_line": "demo:echo 'hi there' --upper",
+        "queue": "default",
+        "links": {"self": f"/api/jobs/{job_id}"},
+    }
+    assert response.headers["location"] == f"/api/jobs/{job_id}"
+
+    # The read model has not run: the job is built from the event store, never a 404.
+    early = client.get(response.headers["location"])
+    assert early.status_code == 200
+    job = early.json()
+    assert (job["projected"], job["seq"], job["status"]) == (False, None, "waiting")
+    assert job["requested_by"] == "bob"
+    assert job["arguments"] == {"message": "hi there"}
+    assert [(e["event"], e["actor"], e["position"]) for e in job["timeline"]] == [
+        ("dispatched", "bob", None)
+    ]
+
+    project(chronicle)
+    projected = client.get(f"/api/jobs/{job_id}").json()
+    assert projected["projected"] is True
+    assert isinstance(projected["seq"], int)
+    assert isinstance(projected["timeline"][0]["position"], int)
+    # Both answers have the same shape and values, apart from what only projection knows.
+    for key in ("seq", "projected", "timeline"):
+        job.pop(key)
+        projected.pop(key)
+    assert job == projected
+
+
+def test_command_line_dispatch_with_queue_and_not_before(
+    client: TestClient[Litestar], chronicle: Chronicle
+):
+    response = client.post(
+        "/api/jobs",
+        json={
+            "command_line": "demo:sleep --seconds=0",
+            "queue": "high",
+            "not_before": "2099-01-01T10:00:00+02:00",
+            "max_attempts": 5,
+            "timeout_seconds": 30,
+        },
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["queue"] == "high"
+    early = client.get(response.headers["location"]).json()
+    project(chronicle)
+    job = client.get(response.headers["location"]).json()
+    assert early["timeline"][0]["details"] == job["timeline"][0]["details"]
+    assert job["timeline"][0]["details"]["not_before"] == "2099-01-01T08:00:00+00:00"
+    assert job["available_at"] == "2099-01-01T08:00:00Z"
+    assert (job["delayed"], job["max_attempts"], job["timeout_seconds"]) == (True, 5, 30.0)
+
+
+def test_full_flow_dispatch_run_project_inspect(
+    client: TestClient[Litestar], chronicle: Chronicle, queue: FakeQueue
+):
+    ok = dispatch(client, command="demo:echo", arguments=["hello"])
+    bad = dispatch(
+        client,
+        command="demo:fail",
+        options={"times": 5},
+        max_attempts=2,
+        backoff_seconds=0,
+        queue="low",
+    )
+    run_all(chronicle, queue)
+    project(chronicle)
+
+    job = client.get(f"/api/jobs/{ok}").json()
+    assert (job["status"], job["attempts"], job["output"]) == ("succeeded", 1, "hello\n")
+    assert job["result"] == {"echoed": "hello"}
+    assert job["worker_id"] == "test-worker"
+    assert [e["event"] for e in job["timeline"]] == ["dispatched", "started", "succeeded"]
+    assert job["timeline"][1]["actor"] == "test-worker"
+    started, finished = parse_time(job["started_at"]), parse_time(job["finished_at"])
+    assert started <= finished
+
+    stats = client.get("/api/queues").json()
+    assert set(stats["queues"]) == {"high", "default", "low"}
+    assert stats["queues"]["default"] == {
+        "waiting": 0,
+        "delayed": 0,
+        "running": 0,
+        "succeeded": 1,
+        "failed": 0,
+        "cancelled": 0,
+    }
+    assert stats["queues"]["low"]["failed"] == 1
+    assert stats["totals"]["succeeded"] == 1
+    assert stats["failed"] == 1
+
+    failed = client.get("/api/jobs/failed").json()
+    assert [item["id"] for item in failed["items"]] == [bad]
+    item = failed["items"][0]
+    assert (item["error_type"], item["message"], item["attempts"]) == (
+        "RuntimeError",
+        "demo failure",
+        2,
+    )
+    assert "Traceback" in item["traceback"]
+    assert item["failed_at"] is not None
+    assert client.get("/api/jobs/failed?queue=high").json()["items"] == []
+    assert client.get("/api/jobs/failed?command=demo:fail").json()["items"][0]["id"] == bad
+
+    # Only a failed job can be retried; the operator is recorded.
+    conflict = client.post(f"/api/jobs/{ok}/retry")
+    assert conflict.status_code == 409
+    assert conflict.json()["error"] == "conflict"
+    assert "only failed jobs can be retried" in conflict.json()["message"]
+    retried = client.post(f"/api/jobs/{bad}/retry", headers={"X-Chronicle-User": "op"})
+    assert retried.status_code == 202
+    assert retried.json() == {"id": bad, "status": "waiting", "links": {"self": f"/api/jobs/{bad}"}}
+    project(chronicle)
+    timeline = client.get(f"/api/jobs/{bad}").json()["timeline"]
+    assert (timeline[-1]["event"], timeline[-1]["actor"]) == ("retried", "op")
+    assert client.get("/api/queues").json()["failed"] == 0
+
+    # A finished job cannot be cancelled.
+    finished_cancel = client.post(f"/api/jobs/{ok}/cancel")
+    assert finished_cancel.status_code == 409
+    assert "cannot be cancelled" in finished_cancel.json()["message"]
+
+
+def test_cancel_waiting_job_now_and_running_job_by_request(
+    client: TestClient[Litestar], chronicle: Chronicle
+):
+    waiting = dispatch(client, command="demo:noop")
+    response = client.post(
+        f"/api/jobs/{waiting}/cancel",
+        json={"reason": "not needed"},
+        headers={"X-Chronicle-User": "op"},
+    )
+    assert response.status_code == 202
+    assert response.json()["status"] == "cancelled"
+
+    running = dispatch(client, command="demo:sleep")
+    job = chronicle.jobs.get(UUID(running), tenant="default")
+    job.start(worker_id="w-1", at=chronicle.clock.now())
+    chronicle.events.save(job)
+    response = client.post(f"/api/jobs/{running}/cancel")  # no body: the reason is optional
+    assert response.status_code == 202
+    assert response.json()["status"] == "cancelling"
+    again = client.post(f"/api/jobs/{running}/cancel")
+    assert again.status_code == 409
+    assert "already being cancelled" in again.json()["message"]
+
+    project(chronicle)
+    cancelled = client.get(f"/api/jobs/{waiting}").json()
+    assert (cancelled["status"], cancelled["cancelled_by"]) == ("cancelled", "op")
+    assert cancelled["timeline"][-1]["details"]["reason"] == "not needed"
+    assert client.get(f"/api/jobs/{running}").json()["cancel_requested_by"] == "api"
+
+
+# -- lists --------------------------------------------------------------------------------
+
+
+def test_list_filters_and_cursor_pagination(client: TestClient[Litestar], chronicle: Chronicle):
+    ids = [dispatch(client, command="demo:echo", arguments=[f"m{i}"]) for i in range(5)]
+    high = dispatch(client, command="demo:noop", queue="high")
+    batch = chronicle.jobs.dispatch(DispatchRequest(command_line="demo:noop", batch_id="b-1"))
+    scheduled = chronicle.jobs.dispatch(
+        DispatchRequest(command_line="demo:noop", schedule_id="s-1")
+    )
+    project(chronicle)
+    newest_first = [str(scheduled), str(batch), high, *reversed(ids)]
+
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        params: dict[str, Any] = {"limit": 3}
+        if cursor:
+            params["cursor"] = cursor
+        page = client.get("/api/jobs", params=params).json()
+        pages += 1
+        seen += [item["id"] for item in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == newest_first
+    assert pages == 3
+
+    def ids_for(**params: Any) -> list[str]:
+        response = client.get("/api/jobs", params=params)
+        assert response.status_code == 200, response.text
+        return [item["id"] for item in response.json()["items"]]
+
+    assert ids_for(queue="high") == [high]
+    assert ids_for(command="demo:echo") == list(reversed(ids))
+    assert ids_for(batch_id="b-1") == [str(batch)]
+    assert ids_for(schedule_id="s-1") == [str(scheduled)]
+    assert ids_for(status="waiting", limit=500) == newest_first
+    assert ids_for(status="ready") == newest_first
+    assert ids_for(status="succeeded") == []
+    item = client.get("/api/jobs", params={"limit": 1}).json()["items"][0]
+    assert item["links"] == {"self": f"/api/jobs/{scheduled}"}
+    assert item["delayed"] is False
+
+
+def test_waiting_splits_ready_and_delayed(client: TestClient[Litestar], chronicle: Chronicle):
+    ready = dispatch(client, command="demo:noop")
+    delayed = dispatch(client, command="demo:noop", delay_seconds=3600)
+    dispatch(client, command="demo:noop", queue="low")
+    project(chronicle)
+
+    waiting = client.get("/api/jobs/waiting", params={"queue": "default"}).json()
+    assert [j["id"] for j in waiting["ready"]] == [ready]
+    assert [j["id"] for j in waiting["delayed"]] == [delayed]
+    due = parse_time(waiting["delayed"][0]["available_at"])
+    dispatched = parse_time(waiting["delayed"][0]["dispatched_at"])
+    assert due - dispatched == timedelta(hours=1)
+    assert waiting["delayed"][0]["delayed"] is True
+
+    everything = client.get("/api/jobs/waiting", params={"limit": 1}).json()
+    assert (len(everything["ready"]), len(everything["delayed"])) == (1, 1)
+    assert client.get("/api/jobs", params={"status": "delayed"}).json()["items"][0]["id"] == delayed
+
+    counts = client.get("/api/queues").json()["queues"]["default"]
+    assert (counts["waiting"], counts["delayed"]) == (1, 1)
+
+
+# -- tenants and identity ------------------------------------------------------------------
+
+
+def test_tenants_see_only_their_own_jobs(client: TestClient[Litestar], chronicle: Chronicle):
+    theirs = dispatch(client, headers=ACME, command="demo:noop")
+    ours = dispatch(client, command="demo:noop")
+
+    # Before projection (event-store fallback) and after, another tenant's job is a 404.
+    assert client.get(f"/api/jobs/{theirs}").status_code == 404
+    project(chronicle)
+    assert client.get(f"/api/jobs/{theirs}").status_code == 404
+    assert client.post(f"/api/jobs/{theirs}/cancel").status_code == 404
+    assert client.post(f"/api/jobs/{theirs}/retry").status_code == 404
+    assert [j["id"] for j in client.get("/api/jobs").json()["items"]] == [ours]
+    assert client.get("/api/queues").json()["totals"]["waiting"] == 1
+
+    job = client.get(f"/api/jobs/{theirs}", headers=ACME).json()
+    assert (job["tenant"], job["requested_by"]) == ("acme", "alice")
+    assert [j["id"] for j in client.get("/api/jobs", headers=ACME).json()["items"]] == [theirs]
+    assert client.post(f"/api/jobs/{theirs}/cancel", headers=ACME).status_code == 202
+
+
+@sqlite_only
+def test_unknown_job_is_404(client: TestClient[Litestar]):
+    missing = uuid4()
+    for response in (
+        client.get(f"/api/jobs/{missing}"),
+        client.post(f"/api/jobs/{missing}/retry"),
+        client.post(f"/api/jobs/{missing}/cancel"),
+    ):
+        assert response.status_code == 404
+        assert response.json() == {"error": "not_found", "message": f"job {missing} not found"}
+
+
+# -- bad input: always a 4xx with a JSON message, never a 500 --------------------------------
+
+ECHO = {"command": "demo:echo", "arguments": ["x"]}
+TENANT, USER = "X-Chronicle-Tenant", "X-Chronicle-User"
+
+
+@dataclass(frozen=True)
+class Bad:
+    """A bad request and the error it must get: status, kind, field and part of the message."""
+
+    method: str
+    path: str
+    status: int
+    error: str
+    field: str | None = None
+    message: str = ""
+    body: Any = None
+    headers: dict[str, str] | None = None
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} {str(self.body)[:40]} {self.headers or ''}"
+
+
+def malformed(field: str | None, message: str, body: Any) -> Bad:
+    """A request body that does not decode into DispatchJob: Litestar's 400."""
+    return Bad("POST", "/api/jobs", 400, "bad_request", field, message, body)
+
+
+def bad_command(field: str, message: str, body: Any) -> Bad:
+    """A command, arguments or options that do not fit the command's signature."""
+    return Bad("POST", "/api/jobs", 422, "invalid_command", field, message, body)
+
+
+def broken_rule(field: str, message: str, body: Any) -> Bad:
+    return Bad("POST", "/api/jobs", 422, "validation_error", field, message, body)
+
+
+def bad_query(path: str, status: int, field: str, message: str) -> Bad:
+    return Bad(
+        "GET", path, status, "bad_request" if status == 400 else "validation_error", field, message
+    )
+
+
+ALL_STATUSES = "waiting, running, succeeded, failed, cancelled, delayed, ready"
+BAD_REQUESTS = [
+    malformed(None, "malformed", b"{bad"),
+    malformed(None, "Expected `object`", []),
+    malformed(None, "`priority`", {**ECHO, "priority": 1}),
+    malformed("command", "str", {"command": 1}),
+    malformed("max_attempts", "int", {**ECHO, "max_attempts": "three"}),
+    malformed("arguments", "object | array | null", {"command": "demo:echo", "arguments": "x"}),
+    malformed("not_before", "", {**ECHO, "not_before": "tomorrow"}),
+    bad_command("command", "did you mean 'demo:echo'", {"command": "demo:ecko"}),
+    bad_command("arguments.message", "missing argument 'message'", {"command": "demo:echo"}),
+    bad_command("options.shout", "unknown option", {**ECHO, "options": {"shout": True}}),
+    bad_command("options.times", "an integer", {**ECHO, "options": {"times": "many"}}),
+    bad_command("arguments.message", "a string", {"command": "demo:echo", "arguments": [{}]}),
+    bad_command("command_line", "unbalanced", {"command_line": "demo:echo 'open"}),
+    broken_rule("command_line", "not both", {**ECHO, "command_line": "demo:noop"}),
+    broken_rule("command", "required", {}),
+    broken_rule("not_before", "timezone-aware", {**ECHO, "not_before": "2030-01-01T00:00:00"}),
+    broken_rule("not_before", "out of range", {**ECHO, "not_before": "0001-01-01T00:00:00+01:00"}),
+    broken_rule("delay_seconds", "between 0", {**ECHO, "delay_seconds": -1}),
+    broken_rule("delay_seconds", "between 0", {**ECHO, "delay_seconds": 1e300}),
+    broken_rule("max_attempts", "between 1 and 100", {**ECHO, "max_attempts": 0}),
+    broken_rule("max_attempts", "between 1 and 100", {**ECHO, "max_attempts": 10**30}),
+    broken_rule("queue", "high, default, low", {**ECHO, "queue": "urgent"}),
+    broken_rule("timeout_seconds", "greater than 0", {**ECHO, "timeout_seconds": 0}),
+    Bad("POST", "/api/jobs", 400, "bad_request", TENANT, "must match", ECHO, {TENANT: "Acme!"}),
+    Bad("POST", "/api/jobs", 400, "bad_request", USER, "printable", ECHO, {USER: " "}),
+    Bad("GET", "/api/queues", 400, "bad_request", TENANT, "must match", None, {TENANT: "x" * 64}),
+    Bad("GET", "/api/jobs/not-a-uuid", 422, "validation_error", "id", "not a job id"),
+    Bad("POST", "/api/jobs/not-a-uuid/retry", 422, "validation_error", "id", "not a job id"),
+    Bad("POST", "/api/jobs/not-a-uuid/cancel", 422, "validation_error", "id", "not a job id"),
+    Bad("POST", f"/api/jobs/{uuid4()}/cancel", 400, "bad_request", None, "`why`", {"why": "x"}),
+    bad_query("/api/jobs?limit=0", 400, "limit", ">= 1"),
+    bad_query("/api/jobs?limit=100000", 400, "limit", "<= 500"),
+    bad_query("/api/jobs?limit=ten", 400, "limit", "int"),
+    bad_query("/api/jobs?cursor=garbage", 422, "cursor", "invalid cursor"),
+    bad_query("/api/jobs?status=done", 422, "status", ALL_STATUSES),
+    bad_query("/api/jobs?queue=urgent", 422, "queue", "high, default, low"),
+    bad_query("/api/jobs/waiting?limit=501", 400, "limit", "<= 500"),
+    bad_query("/api/jobs/waiting?queue=x", 422, "queue", "choose one of"),
+    bad_query("/api/jobs/failed?queue=x", 422, "queue", "choose one of"),
+    bad_query("/api/jobs/failed?cursor=s1x", 422, "cursor", "invalid cursor"),
+    Bad("GET", "/api/nothing-here", 404, "not_found"),
+    Bad("DELETE", "/api/jobs", 405, "method_not_allowed"),
+]
+
+
+@sqlite_only
+@pytest.mark.parametrize("bad", BAD_REQUESTS, ids=str)
+def test_bad_input_gets_a_json_4xx(client: TestClient[Litestar], bad: Bad):
+    if isinstance(bad.body, bytes):
+        response = client.request(
+            bad.method, bad.path, content=bad.body, headers={"content-type": "application/json"}
+        )
+    else:
+        response = client.request(bad.method, bad.path, json=bad.body, headers=bad.headers)
+    assert response.status_code == bad.status, response.text
+    payload = response.json()
+    assert payload["error"] == bad.error
+    assert payload.get("field") == bad.field
+    assert bad.message in payload["message"]
+
+
+@sqlite_only
+@pytest.mark.parametrize(
+    ("body", "params"),
+    [
+        pytest.param(
+            {"command": "demo:sleep", "options": {"seconds": 10**400}},
+            None,
+            id="float option with a 400-digit integer",
+        ),
+        pytest.param(
+            {**ECHO, "options": {"times": 10**30}},
+            None,
+            id="int option beyond 64 bits",
+        ),
+        pytest.param(
+            {**ECHO, "options": {"times": "9" * 5000}},
+            None,
+            id="int option with 5000 digits",
+        ),
+        pytest.param(
+            None,
+            {"cursor": "s" + "9" * 30},
+            id="cursor beyond 64 bits",
+        ),
+    ],
+)
+def test_out_of_range_numbers_are_422(
+    client: TestClient[Litestar], body: dict[str, Any] | None, params: dict[str, str] | None
+):
+    if body is not None:
+        response = client.post("/api/jobs", json=body)
+    else:
+        response = client.get("/api/jobs", params=params)
+    assert response.status_code == 422, response.text
+
+
+@sqlite_only
+def test_unexpected_error_is_a_logged_500_without_details(
+    client: TestClient[Litestar], chronicle: Chronicle, monkeypatch: pytest.MonkeyPatch
+):
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("secret connection string")
+
+    monkeypatch.setattr(chronicle.queries, "queue_stats", broken)
+    with structlog.testing.capture_logs() as logs:
+        response = client.get("/api/queues")
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "internal_error",
+        "message": "internal error: the server logged the details",
+    }
+    assert "secret" not in response.text
+    assert "Traceback" not in response.text
+    [entry] = [e for e in logs if e["event"] == "unhandled error"]
+    assert entry["log_level"] == "error"
+    assert entry["path"] == "/api/queues"
+    assert isinstance(entry["exc_info"], RuntimeError)
+
+
+# -- commands, health, docs ---------------------------------------------------------------------
+
+
+@sqlite_only
+def test_commands_lists_signatures(client: TestClient[Litestar], chronicle: Chronicle):
+    commands = client.get("/api/commands").json()
+    assert commands == [signature.to_dict() for signature in chronicle.registry.signatures()]
+    echo = next(c for c in commands if c["name"] == "demo:echo")
+    assert echo["usage"] == "demo:echo <message> [--upper] [--times=1]"
+    assert echo["arguments"][0]["required"] is True
+
+
+@sqlite_only
+def test_health_and_ready(chronicle: Chronicle):
+    calls: list[str] = []
+    with TestClient(create_app(chronicle, checks={"broker": lambda: calls.append("broker")})) as c:
+        assert c.get("/health").json() == {"status": "ok"}
+        ready = c.get("/ready")
+        assert ready.status_code == 200
+        assert ready.json() == {
+            "status": "ok",
+            "checks": {
+                "database": {"ok": True},
+                "event_store": {"ok": True},
+                "broker": {"ok": True},
+            },
+        }
+        assert calls == ["broker"]
+
+
+@sqlite_only
+def test_ready_is_503_naming_the_failed_check(chronicle: Chronicle):
+    def broker() -> None:
+        raise ConnectionError("amqp://127.0.0.1:5672 refused")
+
+    with TestClient(create_app(chronicle, checks={"broker": broker})) as c:
+        assert c.get("/health").status_code == 200  # alive, just not ready
+        response = c.get("/ready")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "unavailable"
+    assert body["error"] == "not_ready"
+    assert body["message"] == "broker: ConnectionError: amqp://127.0.0.1:5672 refused"
+    assert body["checks"]["broker"] == {
+        "ok": False,
+        "error": "ConnectionError: amqp://127.0.0.1:5672 refused",
+    }
+    assert body["checks"]["database"] == {"ok": True}
+
+
+@sqlite_only
+def test_openapi_has_operation_ids_and_the_docs_page_is_offline(client: TestClient[Litestar]):
+    schema = client.get("/schema/openapi.json").json()
+    operations = {
+        (method.upper(), path): op
+        for path, item in schema["paths"].items()
+        for method, op in item.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    }
+    assert {key: op["operationId"] for key, op in operations.items()} == {
+        ("POST", "/api/jobs"): "dispatchJob",
+        ("GET", "/api/jobs"): "listJobs",
+        ("GET", "/api/jobs/waiting"): "listWaitingJobs",
+        ("GET", "/api/jobs/failed"): "listFailedJobs",
+        ("GET", "/api/jobs/{job_id}"): "getJob",
+        ("POST", "/api/jobs/{job_id}/retry"): "retryJob",
+        ("POST", "/api/jobs/{job_id}/cancel"): "cancelJob",
+        ("GET", "/api/queues"): "getQueueStats",
+        ("GET", "/api/commands"): "listCommands",
+        ("GET", "/health"): "getHealth",
+        ("GET", "/ready"): "getReadiness",
+    }
+    for op in operations.values():
+        assert op["summary"]
+        assert op["description"]
+    dispatch_op = operations[("POST", "/api/jobs")]
+    assert set(dispatch_op["responses"]) >= {"201", "400", "422"}
+    headers = {p["name"] for p in dispatch_op["parameters"] if p["in"] == "header"}
+    assert headers == {"X-Chronicle-User", "X-Chronicle-Tenant"}
+    assert schema["info"]["title"] == "Chronicle"
+
+    page = client.get("/schema")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    html = page.text
+    for op in operations.values():
+        assert op["operationId"] in html
+    assert "/schema/openapi.json" in html
+    # Nothing to fetch from elsewhere: no script, no external stylesheet, image or font.
+    assert "<script" not in html
+    assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:)?//", html)
