@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 from uuid import UUID, uuid4
 
 import pika
@@ -449,23 +450,33 @@ def test_run_worker_forever_finishes_the_running_job_on_sigterm() -> None:
         text=True,
         env=env,
     )
+    assert process.stdout is not None
+    output: list[str] = []
+    job_started = threading.Event()
+
+    def read(stream: IO[str]) -> None:
+        # Log lines and the job's prints share the pipe and may interleave: match substrings.
+        for line in stream:
+            output.append(line.rstrip())
+            if "job started" in line:
+                job_started.set()
+
+    reader = threading.Thread(target=read, args=(process.stdout,), daemon=True)
+    reader.start()
     try:
-        assert process.stdout is not None
-        lines: list[str] = []
-        for line in process.stdout:
-            lines.append(line.strip())
-            if line.strip() == "job started":
-                break
+        # Generous: imports compile from source here (PYTHONDONTWRITEBYTECODE) on a busy machine.
+        assert job_started.wait(30), output
         process.send_signal(signal.SIGTERM)
-        rest, _ = process.communicate(timeout=15)
+        process.wait(timeout=15)
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    lines += [line.strip() for line in rest.splitlines()]
-    assert process.returncode == 0, lines
-    assert "job finished" in lines
-    assert lines.index("job finished") < lines.index("worker stopped")
+        reader.join(timeout=5)
+    text = "\n".join(output)
+    assert process.returncode == 0, text
+    assert "job finished" in text
+    assert text.index("job finished") < text.index("worker stopped")
 
 
 def test_ids_are_sent_as_text(memory: ChronicleBroker) -> None:
