@@ -82,12 +82,13 @@ def chronicle(n: int, threads: int) -> tuple[float, float]:
     from interfaces.bootstrap import bootstrap  # noqa: PLC0415
 
     schema = f"bench_{uuid.uuid4().hex[:8]}"
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
     env = {
         **os.environ,
         "CHRONICLE_DATABASE_URL": DATABASE_URL,
         "CHRONICLE_DATABASE_SCHEMA": schema,
         "CHRONICLE_BROKER_URL": BROKER_URL,
-        "CHRONICLE_QUEUE_PREFIX": f"bench-{uuid.uuid4().hex[:8]}.",
+        "CHRONICLE_QUEUE_PREFIX": prefix,
         "CHRONICLE_WORKER_THREADS": str(threads),
         "CHRONICLE_LOG_LEVEL": "warning",
     }
@@ -118,7 +119,21 @@ def chronicle(n: int, threads: int) -> tuple[float, float]:
         app.close()
         with psycopg.connect(DATABASE_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        delete_queues(prefix)
     return n / elapsed, n / dispatched
+
+
+def delete_queues(prefix: str) -> None:
+    import pika  # noqa: PLC0415
+
+    connection = pika.BlockingConnection(pika.URLParameters(BROKER_URL))
+    try:
+        channel = connection.channel()
+        for queue in ("high", "default", "low"):
+            for suffix in ("", ".DQ", ".XQ"):
+                channel.queue_delete(f"{prefix}{queue}{suffix}")
+    finally:
+        connection.close()
 
 
 def main() -> None:

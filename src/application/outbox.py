@@ -27,6 +27,7 @@ class OutboxRelay:
 
     def process(self, events: Sequence[LoggedEvent], writer: JobQueue) -> None:
         now = self._clock.now()
+        messages = []
         for logged in events:
             event = logged.event
             if isinstance(event, Job.Dispatched):
@@ -36,4 +37,5 @@ class OutboxRelay:
             else:
                 due = event.at
             delay = max(0.0, (due - now).total_seconds())
-            writer.enqueue(event.originator_id, event.queue, delay_seconds=delay)
+            messages.append((event.originator_id, event.queue, delay))
+        writer.enqueue_many(messages)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 from uuid import UUID
@@ -25,6 +26,10 @@ class JobQueue(Protocol):
 
     def enqueue(self, job_id: UUID, queue: str, *, delay_seconds: float = 0.0) -> None:
         """Send one message for `job_id` to `queue`, delivered no sooner than the delay."""
+        ...
+
+    def enqueue_many(self, messages: Sequence[tuple[UUID, str, float]]) -> None:
+        """Send (job id, queue, delay in seconds) messages; return once all are accepted."""
         ...
 
     def check(self) -> None:

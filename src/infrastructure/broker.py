@@ -219,7 +219,7 @@ class ChronicleBroker:
 class DramatiqJobQueue:
     """The application's `JobQueue` on Dramatiq: one message carrying the job id per job."""
 
-    def __init__(self, setup: ChronicleBroker, *, publishers: int = 4) -> None:
+    def __init__(self, setup: ChronicleBroker, *, publishers: int = 8) -> None:
         self._setup = setup
         self._pool: ThreadPoolExecutor | None = None
         if isinstance(setup.broker, RabbitmqBroker):
@@ -230,6 +230,29 @@ class DramatiqJobQueue:
 
     def enqueue(self, job_id: UUID, queue: str, *, delay_seconds: float = 0.0) -> None:
         """Send one message for `job_id` to `queue`, delivered no sooner than the delay."""
+        self.enqueue_many([(job_id, queue, delay_seconds)])
+
+    def enqueue_many(self, messages: Sequence[tuple[UUID, str, float]]) -> None:
+        """Send several messages; returns once the broker has every one of them.
+
+        With RabbitMQ each publish waits for its confirm, so they go out on all the publishing
+        threads at once.
+        """
+        built = [self._message(job_id, queue, delay) for job_id, queue, delay in messages]
+        if self._pool is None:
+            for message, delay_ms in built:
+                self._setup.broker.enqueue(message, delay=delay_ms)
+            return
+        futures = [
+            self._pool.submit(self._setup.broker.enqueue, message, delay=delay_ms)
+            for message, delay_ms in built
+        ]
+        for future in futures:
+            future.result()
+
+    def _message(
+        self, job_id: UUID, queue: str, delay_seconds: float
+    ) -> tuple[Message[None], int | None]:
         queue_name = self._setup.queue_name(queue)
         if not (math.isfinite(delay_seconds) and delay_seconds >= 0):
             raise ValueError(f"delay_seconds must be a finite number >= 0, not {delay_seconds!r}")
@@ -242,10 +265,7 @@ class DramatiqJobQueue:
             kwargs={},
             options={},
         )
-        if self._pool is None:
-            self._setup.broker.enqueue(message, delay=delay_ms)
-        else:
-            self._pool.submit(self._setup.broker.enqueue, message, delay=delay_ms).result()
+        return message, delay_ms
 
     def check(self) -> None:
         """Raise `BrokerUnavailableError` if the broker cannot be reached."""

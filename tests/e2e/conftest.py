@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import pika
 import psycopg
 import pytest
 
@@ -87,13 +88,14 @@ def production(tmp_path: Path) -> Iterator[tuple[str, Processes]]:
     require_service("PostgreSQL", POSTGRES_URL)
     require_service("RabbitMQ", RABBITMQ_URL)
     schema = f"e2e_{uuid.uuid4().hex[:10]}"
+    prefix = f"e2e-{uuid.uuid4().hex[:8]}."
     port = free_port()
     env = {
         **os.environ,
         "CHRONICLE_DATABASE_URL": POSTGRES_URL,
         "CHRONICLE_DATABASE_SCHEMA": schema,
         "CHRONICLE_BROKER_URL": RABBITMQ_URL,
-        "CHRONICLE_QUEUE_PREFIX": f"e2e-{uuid.uuid4().hex[:8]}.",
+        "CHRONICLE_QUEUE_PREFIX": prefix,
         "CHRONICLE_PORT": str(port),
         "CHRONICLE_WORKER_THREADS": "4",
         "CHRONICLE_LOG_FORMAT": "json",
@@ -111,3 +113,15 @@ def production(tmp_path: Path) -> Iterator[tuple[str, Processes]]:
         print(procs.dump_logs())
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+        delete_queues(prefix)
+
+
+def delete_queues(prefix: str) -> None:
+    connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
+    try:
+        channel = connection.channel()
+        for queue in ("high", "default", "low"):
+            for suffix in ("", ".DQ", ".XQ"):
+                channel.queue_delete(f"{prefix}{queue}{suffix}")
+    finally:
+        connection.close()

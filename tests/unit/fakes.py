@@ -25,6 +25,10 @@ class FakeQueue:
     def enqueue(self, job_id: UUID, queue: str, *, delay_seconds: float = 0.0) -> None:
         self.sent.append((job_id, queue, delay_seconds))
 
+    def enqueue_many(self, messages: list[tuple[UUID, str, float]]) -> None:
+        for job_id, queue, delay in messages:
+            self.enqueue(job_id, queue, delay_seconds=delay)
+
     def check(self) -> None:
         return None
 
