@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -74,9 +75,12 @@ class JobService:
 
     def build(self, request: DispatchRequest, now: datetime) -> Job:
         parsed = self.parse(request)
-        if request.delay_seconds < 0 or timedelta(seconds=request.delay_seconds) > MAX_DELAY:
+        # Checked as a float first: timedelta() overflows long before a float does.
+        limit = MAX_DELAY.total_seconds()
+        if not (math.isfinite(request.delay_seconds) and 0 <= request.delay_seconds <= limit):
             raise ValidationError(
-                "delay_seconds must be between 0 and 365 days", field="delay_seconds"
+                f"delay_seconds must be between 0 and {limit:.0f} (365 days)",
+                field="delay_seconds",
             )
         not_before = request.not_before
         if request.delay_seconds:

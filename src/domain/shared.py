@@ -35,7 +35,10 @@ def require_utc(moment: datetime, name: str) -> datetime:
     """Return `moment` in UTC; naive datetimes are rejected, never guessed."""
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValidationError(f"{name} must be timezone-aware", field=name)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 falls before datetime.min in UTC
+        raise ValidationError(f"{name} is out of range", field=name) from None
 
 
 def deterministic_id(*parts: str) -> UUID:

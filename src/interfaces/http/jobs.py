@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -16,7 +15,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from application.event_log import LoggedEvent
-from application.jobs import MAX_DELAY, DispatchRequest
+from application.jobs import DispatchRequest
 from application.views.job_timeline import JobTimelineProjection, TimelineEntry
 from application.views.jobs import JobFilter, JobRow, JobsProjection, JobState
 from domain.job import QUEUES, JobStatus
@@ -66,24 +65,6 @@ def parse_job_id(raw: str) -> UUID:
         return UUID(raw)
     except ValueError:
         raise ValidationError(f"{raw[:100]!r} is not a job id (a UUID)", field="id") from None
-
-
-def _check_delay(delay_seconds: float) -> None:
-    # timedelta() overflows long before a float does: reject out-of-range delays here.
-    limit = MAX_DELAY.total_seconds()
-    if not (math.isfinite(delay_seconds) and 0 <= delay_seconds <= limit):
-        raise ValidationError(
-            f"delay_seconds must be between 0 and {limit:.0f} (365 days)", field="delay_seconds"
-        )
-
-
-def _not_before(moment: datetime | None) -> datetime | None:
-    if moment is None or moment.utcoffset() is None:
-        return moment  # the domain rejects naive times, with its own message
-    try:
-        return moment.astimezone(UTC)
-    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before datetime.min in UTC
-        raise ValidationError("not_before is out of range", field="not_before") from None
 
 
 class _OneJobRow:
@@ -189,7 +170,6 @@ class JobController(Controller):
         chronicle: NamedDependency[Chronicle],
         caller: NamedDependency[Caller],
     ) -> Response[DispatchedJob]:
-        _check_delay(data.delay_seconds)
         request = DispatchRequest(
             command=data.command,
             arguments=data.arguments,
@@ -197,7 +177,7 @@ class JobController(Controller):
             command_line=data.command_line,
             queue=data.queue,
             delay_seconds=data.delay_seconds,
-            not_before=_not_before(data.not_before),
+            not_before=data.not_before,
             max_attempts=data.max_attempts,
             timeout_seconds=data.timeout_seconds,
             backoff_seconds=data.backoff_seconds,
