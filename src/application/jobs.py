@@ -16,7 +16,7 @@ from application.commands import CommandRegistry, ParsedCommand
 from application.event_log import ChronicleEvents
 from application.ports import Clock
 from domain.job import Job
-from domain.shared import DEFAULT_TENANT, NotFoundError, ValidationError
+from domain.shared import DEFAULT_TENANT, ConflictError, NotFoundError, ValidationError
 
 T = TypeVar("T")
 
@@ -152,4 +152,4 @@ class JobService:
             except IntegrityError:
                 continue
             return job
-        raise ValidationError(f"job {job_id} is changing too fast, try again")
+        raise ConflictError(f"job {job_id} is changing too fast, try again")

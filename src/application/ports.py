@@ -59,3 +59,15 @@ class TimeLimit(Protocol):
 class JobTimedOutError(BaseException):
     """Raised inside a running command when its time limit is reached (a BaseException, so
     a command's own `except Exception` cannot swallow it)."""
+
+
+class CronCalculator(Protocol):
+    """Cron arithmetic on local wall-clock time; the DST rules are applied on top of it."""
+
+    def validate(self, expression: str) -> None:
+        """Raise `FrequencyError` (domain.frequency) naming the problem if it is unusable."""
+        ...
+
+    def next_local(self, expression: str, after: datetime) -> datetime:
+        """The first naive wall-clock time matching `expression` strictly after naive `after`."""
+        ...

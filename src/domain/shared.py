@@ -23,6 +23,10 @@ class NotFoundError(DomainError):
     """The requested aggregate or read-model row does not exist."""
 
 
+class ConflictError(DomainError):
+    """Others changed the aggregate too often while we tried; the caller may try again."""
+
+
 class ValidationError(DomainError):
     """Input does not satisfy the rules; `field` names the offending part when known."""
 

@@ -18,10 +18,14 @@ from application.execution import JobExecutor
 from application.group_commit import GroupCommitter
 from application.jobs import JobService
 from application.outbox import OutboxRelay
-from application.ports import Clock, JobQueue, SystemClock
+from application.ports import Clock, CronCalculator, JobQueue, SystemClock
 from application.projections import ProjectionRunner
+from application.scheduler import Scheduler
+from application.schedules import ScheduleService
 from application.views.job_timeline import JobTimelineProjection
 from application.views.jobs import JobsProjection
+from application.views.schedules import ScheduleRunsProjection, SchedulesProjection
+from infrastructure.cron import CroniterCalculator
 from infrastructure.event_store import (
     StoreEventLog,
     ensure_schema,
@@ -31,21 +35,20 @@ from infrastructure.event_store import (
 )
 from infrastructure.read_models import (
     SqlJobsQueries,
-    SqlJobsWriter,
     SqlProjectionStore,
-    SqlTimelineWriter,
     SqlWorkerHeartbeats,
     TrackingOnlyStore,
     create_tracking,
     jobs_store,
     timeline_store,
 )
+from infrastructure.schedule_read_models import SqlScheduleQueries, runs_store, schedules_store
 from infrastructure.settings import Settings
 from infrastructure.sql import Database, PostgresDatabase, SqliteDatabase
 from infrastructure.time_limit import ThreadTimeLimiter
 
 #: Read-model projections that `chronicle projections rebuild` can rebuild.
-PROJECTIONS = ("jobs", "job_timeline")
+PROJECTIONS = ("jobs", "job_timeline", "schedules", "schedule_runs")
 
 
 def load_command_modules(registry: CommandRegistry, modules: tuple[str, ...]) -> None:
@@ -73,6 +76,9 @@ class Chronicle:
     clock: Clock
     jobs: JobService
     queries: SqlJobsQueries
+    schedules: ScheduleService
+    schedule_queries: SqlScheduleQueries
+    cron: CronCalculator
     runners: dict[str, ProjectionRunner[Any]] = field(default_factory=dict)
     queue: JobQueue | None = None
 
@@ -113,22 +119,36 @@ class Chronicle:
         self.queue = queue
         return runner
 
+    def scheduler(self, name: str | None = None) -> Scheduler:
+        """A scheduler loop for this process (several may run at once)."""
+        return Scheduler(
+            self.events,
+            self.jobs,
+            self.schedule_queries,
+            self.log,
+            self.cron,
+            self.clock,
+            name=name or f"scheduler@{self.worker_id}",
+        )
+
     def close(self) -> None:
         self.log.close()
         self.db.close()
         self.events.close()
 
 
-def _create_read_models(
-    db: Database,
-) -> tuple[SqlProjectionStore[SqlJobsWriter], SqlProjectionStore[SqlTimelineWriter]]:
+def _create_read_models(db: Database) -> list[SqlProjectionStore[Any]]:
     create_tracking(db)
     SqlWorkerHeartbeats(db).create()
-    jobs = jobs_store(db)
-    timeline = timeline_store(db)
-    jobs.create()
-    timeline.create()
-    return jobs, timeline
+    stores: list[SqlProjectionStore[Any]] = [
+        jobs_store(db),
+        timeline_store(db),
+        schedules_store(db),
+        runs_store(db),
+    ]
+    for store in stores:
+        store.create()
+    return stores
 
 
 def bootstrap(
@@ -146,17 +166,21 @@ def bootstrap(
         events = ChronicleEvents(env=sqlite_env(settings.events_path))
         log = StoreEventLog(events)
         db = SqliteDatabase(settings.read_models_path)
-        jobs, timeline = _create_read_models(db)
+        stores = _create_read_models(db)
     else:
         url = postgres_conninfo(settings)
         with setup_lock(url):
             ensure_schema(url, settings.database_schema)
             events = ChronicleEvents(env=postgres_env(url, settings.database_schema))
             db = PostgresDatabase(url, schema=settings.database_schema)
-            jobs, timeline = _create_read_models(db)
+            stores = _create_read_models(db)
         channel = getattr(events.recorder, "channel_name", None)
         log = StoreEventLog(events, listen_url=url, channel=channel)
     batch = settings.projection_batch_size
+    cron = CroniterCalculator()
+    jobs = JobService(
+        events, registry, clock, default_backoff_seconds=settings.default_backoff_seconds
+    )
     chronicle = Chronicle(
         settings=settings,
         events=events,
@@ -164,15 +188,22 @@ def bootstrap(
         db=db,
         registry=registry,
         clock=clock,
-        jobs=JobService(
-            events, registry, clock, default_backoff_seconds=settings.default_backoff_seconds
-        ),
+        jobs=jobs,
         queries=SqlJobsQueries(db),
+        schedules=ScheduleService(events, registry, jobs, cron, clock),
+        schedule_queries=SqlScheduleQueries(db),
+        cron=cron,
     )
-    chronicle.runners["jobs"] = ProjectionRunner(JobsProjection(), jobs, log, batch_size=batch)
-    chronicle.runners["job_timeline"] = ProjectionRunner(
-        JobTimelineProjection(), timeline, log, batch_size=batch
-    )
+    projections: list[Any] = [
+        JobsProjection(),
+        JobTimelineProjection(),
+        SchedulesProjection(),
+        ScheduleRunsProjection(),
+    ]
+    for projection, store in zip(projections, stores, strict=True):
+        chronicle.runners[projection.name] = ProjectionRunner(
+            projection, store, log, batch_size=batch
+        )
     return chronicle
 
 

@@ -103,6 +103,21 @@ def _handler(chronicle: Chronicle, queue: DramatiqJobQueue) -> Callable[[str], N
     return handle
 
 
+def run_scheduler(settings: Settings) -> None:
+    """`chronicle scheduler`: turn schedules into jobs at their due times."""
+    chronicle = bootstrap(settings)
+    scheduler = chronicle.scheduler()
+    stop = threading.Event()
+    thread = threading.Thread(target=scheduler.run, args=(stop,), name="chronicle-scheduler")
+    thread.start()
+    try:
+        _wait_for_signal()
+    finally:
+        stop.set()
+        thread.join(10)
+        chronicle.close()
+
+
 def _worker_main(settings: Settings, queues: Sequence[str]) -> None:
     chronicle = bootstrap(settings)
     setup = _broker(settings)
@@ -160,6 +175,11 @@ def run_all_in_one(settings: Settings) -> None:
     queue = DramatiqJobQueue(setup)
     chronicle.add_outbox(queue)
     threads = RunnerThreads(list(chronicle.runners.values())).start()
+    scheduler_stop = threading.Event()
+    scheduler = threading.Thread(
+        target=chronicle.scheduler().run, args=(scheduler_stop,), name="chronicle-scheduler"
+    )
+    scheduler.start()
     heartbeat = chronicle.heartbeat()
     worker = start_worker(
         setup,
@@ -179,6 +199,8 @@ def run_all_in_one(settings: Settings) -> None:
     finally:
         worker.stop(10)
         heartbeat.stop()
+        scheduler_stop.set()
+        scheduler.join(10)
         threads.stop()
         queue.close()
         setup.close()

@@ -84,7 +84,7 @@ def wait_ready(base_url: str, timeout: float = 30.0) -> None:
 
 @pytest.fixture
 def production(tmp_path: Path) -> Iterator[tuple[str, Processes]]:
-    """`chronicle serve`, `projector` and `worker` on a fresh schema and fresh queues."""
+    """`chronicle serve`, `projector`, `scheduler` and `worker` on a fresh schema and queues."""
     require_service("PostgreSQL", POSTGRES_URL)
     require_service("RabbitMQ", RABBITMQ_URL)
     schema = f"e2e_{uuid.uuid4().hex[:10]}"
@@ -105,6 +105,7 @@ def production(tmp_path: Path) -> Iterator[tuple[str, Processes]]:
     try:
         procs.start("serve")
         procs.start("projector")
+        procs.start("scheduler")
         procs.start("worker", "--queues", "high,default,low", "--processes", "2", "--threads", "2")
         wait_ready(base_url)
         yield base_url, procs

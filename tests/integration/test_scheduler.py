@@ -1,0 +1,266 @@
+"""The scheduler on real storage with a fake clock: exactly-once triggering, overlap,
+missed runs, edits and pauses seen from the log, and the run history read model."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from application.builtin_commands import register_builtins
+from application.commands import CommandRegistry
+from application.schedules import ScheduleRequest
+from domain.schedule import SkippedTick, TriggeredTick
+from interfaces.bootstrap import Chronicle, bootstrap
+from tests.integration.conftest import make_settings
+from tests.unit.fakes import FakeClock, FakeQueue
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 6, 1, 12, 0, 0, 500_000, tzinfo=UTC)
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(T0)
+
+
+@pytest.fixture
+def app(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest, clock: FakeClock
+) -> Iterator[Chronicle]:
+    schema = request.getfixturevalue("postgres_schema") if backend == "postgres" else None
+    registry = CommandRegistry()
+    register_builtins(registry)
+    chronicle = bootstrap(make_settings(backend, tmp_path, schema), registry=registry, clock=clock)
+    yield chronicle
+    chronicle.close()
+
+
+def project(app: Chronicle) -> None:
+    for name in ("jobs", "job_timeline", "schedules", "schedule_runs"):
+        app.runners[name].catch_up()
+
+
+def ticks(app: Chronicle) -> list[object]:
+    return [
+        e.event
+        for e in app.log.read(0, limit=100_000)
+        if isinstance(e.event, TriggeredTick.Triggered | SkippedTick.Skipped)
+    ]
+
+
+def every_minute(app: Chronicle, **overrides: object) -> object:
+    fields: dict[str, object] = {
+        "name": "report",
+        "command_line": "demo:echo tick",
+        "helpers": [{"name": "everyMinute", "args": []}],
+    }
+    fields.update(overrides)
+    return app.schedules.create(ScheduleRequest(**fields))  # type: ignore[arg-type]
+
+
+def test_due_tick_starts_one_job_even_with_two_schedulers(app: Chronicle, clock: FakeClock):
+    schedule_id = every_minute(app)
+    project(app)
+    first, second = app.scheduler("a"), app.scheduler("b")
+    first.load()
+    second.load()
+    assert first.next_due() == datetime(2026, 6, 1, 12, 1, tzinfo=UTC)
+    clock.current = datetime(2026, 6, 1, 12, 1, 0, 20_000, tzinfo=UTC)
+    assert first.fire_due() == 1
+    assert second.fire_due() == 1  # the same tick: it loses the race, quietly
+    recorded = ticks(app)
+    assert len(recorded) == 1
+    assert isinstance(recorded[0], TriggeredTick.Triggered)
+    assert recorded[0].schedule_id == schedule_id
+    assert (first.stats.triggered, second.stats.lost_races) == (1, 1)
+    # The job carries the schedule and its id derives from (schedule, due time).
+    job = app.events.repository.get(recorded[0].job_id)
+    assert job.schedule_id == str(schedule_id)
+    assert job.requested_by == "schedule:report"
+
+
+def test_without_overlapping_skips_while_the_previous_job_runs(app: Chronicle, clock: FakeClock):
+    every_minute(app, without_overlapping=True)
+    project(app)
+    scheduler = app.scheduler()
+    scheduler.load()
+    clock.current = datetime(2026, 6, 1, 12, 1, 0, 10_000, tzinfo=UTC)
+    scheduler.fire_due()
+    clock.current = datetime(2026, 6, 1, 12, 2, 0, 10_000, tzinfo=UTC)
+    scheduler.fire_due()
+    recorded = ticks(app)
+    assert [type(t).__name__ for t in recorded] == ["Triggered", "Skipped"]
+    assert recorded[1].reason == "overlap"
+    # The job ends (however it ends): the next tick runs normally.
+    queue = FakeQueue()
+    executor = app.executor(queue, worker_id="w")
+    executor.process(recorded[0].job_id)
+    clock.current = datetime(2026, 6, 1, 12, 3, 0, 10_000, tzinfo=UTC)
+    scheduler.fire_due()
+    assert [type(t).__name__ for t in ticks(app)] == ["Triggered", "Skipped", "Triggered"]
+
+
+def test_overlap_ends_when_the_previous_job_is_cancelled(app: Chronicle, clock: FakeClock):
+    every_minute(app, without_overlapping=True)
+    project(app)
+    scheduler = app.scheduler()
+    scheduler.load()
+    clock.current = datetime(2026, 6, 1, 12, 1, 0, 10_000, tzinfo=UTC)
+    scheduler.fire_due()
+    job_id = ticks(app)[0].job_id
+    app.jobs.cancel(job_id, tenant="default", by="op")
+    clock.current = datetime(2026, 6, 1, 12, 2, 0, 10_000, tzinfo=UTC)
+    scheduler.fire_due()
+    assert [type(t).__name__ for t in ticks(app)] == ["Triggered", "Triggered"]
+
+
+def test_missed_ticks_are_skipped_and_bounded(app: Chronicle, clock: FakeClock):
+    every_minute(app)
+    project(app)
+    clock.current = T0 + timedelta(minutes=30, seconds=10)  # 30 ticks fell due while down
+    scheduler = app.scheduler()
+    scheduler._missed_limit = 5
+    scheduler.load()
+    scheduler.fire_due()
+    recorded = ticks(app)
+    assert all(isinstance(t, SkippedTick.Skipped) for t in recorded)
+    assert [t.reason for t in recorded] == ["missed"] * 5
+    assert [t.count for t in recorded] == [1, 1, 1, 1, 26]
+    assert sum(t.count for t in recorded) == 30
+    assert scheduler.next_due() == datetime(2026, 6, 1, 12, 31, tzinfo=UTC)
+
+
+def test_run_once_catches_up_with_one_run(app: Chronicle, clock: FakeClock):
+    every_minute(app, missed_runs="run_once")
+    project(app)
+    clock.current = T0 + timedelta(minutes=10, seconds=10)
+    scheduler = app.scheduler()
+    scheduler.load()
+    scheduler.fire_due()
+    recorded = ticks(app)
+    triggered = [t for t in recorded if isinstance(t, TriggeredTick.Triggered)]
+    skipped = [t for t in recorded if isinstance(t, SkippedTick.Skipped)]
+    assert len(triggered) == 1
+    assert triggered[0].due_at == datetime(2026, 6, 1, 12, 10, tzinfo=UTC)
+    assert sum(t.count for t in skipped) == 9
+
+
+def test_edits_pauses_and_deletes_are_followed(app: Chronicle, clock: FakeClock):
+    schedule_id = every_minute(app)
+    project(app)
+    scheduler = app.scheduler()
+    scheduler.load()
+    app.schedules.edit(
+        schedule_id,
+        {"helpers": [{"name": "hourlyAt", "args": [30]}]},
+        tenant="default",
+        by="op",
+    )
+    scheduler.follow()
+    assert scheduler.next_due() == datetime(2026, 6, 1, 12, 30, tzinfo=UTC)
+    app.schedules.pause(schedule_id, tenant="default", by="op")
+    scheduler.follow()
+    assert scheduler.next_due() is None
+    clock.current = datetime(2026, 6, 1, 15, 45, tzinfo=UTC)
+    app.schedules.resume(schedule_id, tenant="default", by="op")
+    scheduler.follow()
+    assert scheduler.next_due() == datetime(2026, 6, 1, 16, 30, tzinfo=UTC)
+    paused = [t for t in ticks(app) if isinstance(t, SkippedTick.Skipped)]
+    assert [(t.reason, t.count) for t in paused] == [("paused", 4)]
+    app.schedules.delete(schedule_id, tenant="default", by="op")
+    scheduler.follow()
+    assert scheduler.next_due() is None
+
+
+def test_new_schedule_is_seen_by_a_running_scheduler(app: Chronicle, clock: FakeClock):
+    scheduler = app.scheduler()
+    scheduler.load()
+    assert scheduler.next_due() is None
+    every_minute(app)
+    scheduler.follow()
+    assert scheduler.next_due() == datetime(2026, 6, 1, 12, 1, tzinfo=UTC)
+
+
+def test_run_history_shows_outcome_and_skips(app: Chronicle, clock: FakeClock):
+    schedule_id = every_minute(app, command_line="demo:echo hello", without_overlapping=True)
+    project(app)
+    scheduler = app.scheduler()
+    scheduler.load()
+    clock.current = datetime(2026, 6, 1, 12, 1, 0, 10_000, tzinfo=UTC)
+    scheduler.fire_due()
+    clock.current = datetime(2026, 6, 1, 12, 2, 0, 10_000, tzinfo=UTC)
+    scheduler.fire_due()
+    job_id = ticks(app)[0].job_id
+    app.executor(FakeQueue(), worker_id="w").process(job_id)
+    manual_job = app.schedules.run_now(schedule_id, tenant="default", by="op")
+    project(app)
+    runs, cursor = app.schedule_queries.runs("default", schedule_id, limit=10, cursor=None)
+    assert cursor is None
+    assert [(r.manual, r.status) for r in runs] == [
+        (True, "waiting"),
+        (False, "skipped"),
+        (False, "succeeded"),
+    ]
+    assert runs[0].job_id == manual_job
+    assert runs[1].skip_reason == "overlap"
+    done = runs[2]
+    assert done.outcome == "success"
+    assert done.output == "hello\n"
+    assert done.duration_ms is not None
+    row = app.schedule_queries.get_schedule("default", schedule_id)
+    assert row is not None
+    assert row.last_job_id == manual_job
+    assert row.last_due_at == datetime(2026, 6, 1, 12, 2, tzinfo=UTC)
+
+
+def test_spring_forward_gap_is_skipped_and_the_run_after_it_kept(app: Chronicle, clock: FakeClock):
+    clock.current = datetime(2026, 3, 28, 23, 30, tzinfo=UTC)  # 00:30 in Rome (CET)
+    app.schedules.create(
+        ScheduleRequest(
+            name="hourly in Rome",
+            command_line="demo:noop",
+            helpers=[{"name": "hourly", "args": []}],
+            timezone="Europe/Rome",
+        )
+    )
+    scheduler = app.scheduler()
+    scheduler.load()
+    scheduler.follow()
+    for minute in range(0, 181, 5):
+        clock.current = datetime(2026, 3, 28, 23, 30, tzinfo=UTC) + timedelta(minutes=minute)
+        scheduler.fire_due()
+    recorded = [
+        (t.due_at.strftime("%H:%M"), type(t).__name__, getattr(t, "reason", None), t.dst)
+        for t in ticks(app)
+    ]
+    assert recorded == [
+        ("00:00", "Triggered", None, None),  # 01:00 CET
+        ("01:00", "Skipped", "dst_gap", None),  # 02:00 does not exist that night
+        ("01:00", "Triggered", None, None),  # 03:00 CEST
+        ("02:00", "Triggered", None, None),  # 04:00 CEST
+    ]
+
+
+def test_daily_time_inside_the_gap_runs_once_right_after_it(app: Chronicle, clock: FakeClock):
+    clock.current = datetime(2026, 3, 28, 12, 0, tzinfo=UTC)
+    app.schedules.create(
+        ScheduleRequest(
+            name="nightly",
+            command_line="demo:noop",
+            helpers=[{"name": "dailyAt", "args": ["02:30"]}],
+            timezone="Europe/Rome",
+        )
+    )
+    scheduler = app.scheduler()
+    scheduler.load()
+    scheduler.follow()
+    assert scheduler.next_due() == datetime(2026, 3, 29, 1, 0, tzinfo=UTC)  # 03:00 CEST
+    clock.current = datetime(2026, 3, 29, 1, 0, 1, tzinfo=UTC)
+    scheduler.fire_due()
+    [tick] = ticks(app)
+    assert isinstance(tick, TriggeredTick.Triggered)
+    assert tick.dst == "shifted_after_gap"
