@@ -12,7 +12,13 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 from application.commands import CommandLineError
-from domain.shared import DomainError, InvalidTransitionError, NotFoundError, ValidationError
+from domain.shared import (
+    ConflictError,
+    DomainError,
+    InvalidTransitionError,
+    NotFoundError,
+    ValidationError,
+)
 from interfaces.http.schemas import ErrorBody
 
 log = structlog.get_logger("chronicle.http")
@@ -66,7 +72,7 @@ def domain_error(
     """NotFoundError → 404, InvalidTransitionError → 409, ValidationError (and others) → 422."""
     if isinstance(exc, NotFoundError):
         return error_response(404, str(exc))
-    if isinstance(exc, InvalidTransitionError):
+    if isinstance(exc, InvalidTransitionError | ConflictError):
         return error_response(409, str(exc))
     field = exc.field if isinstance(exc, ValidationError) else None
     kind = "invalid_command" if isinstance(exc, CommandLineError) else None
