@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
+import sys
 import threading
 from collections import deque
 from collections.abc import Iterator, Sequence
@@ -63,7 +65,7 @@ FOLLOWED = tuple(
 MAX_SCAN = 200_000
 
 
-@dataclass
+@dataclass(slots=True)
 class _Entry:
     """What the scheduler keeps in memory per active schedule."""
 
@@ -129,6 +131,7 @@ class Scheduler:
         clock: Clock,
         *,
         missed_after: timedelta = timedelta(seconds=5),
+        missed_while_running: timedelta = timedelta(minutes=1),
         missed_limit: int = 100,
         name: str = "scheduler",
     ) -> None:
@@ -139,6 +142,10 @@ class Scheduler:
         self._cron = cron
         self._clock = clock
         self._missed_after = missed_after
+        self._missed_while_running = missed_while_running
+        self._loaded_at = clock.now()
+        # Schedules share few distinct frequencies: one Frequency object per distinct one.
+        self._frequencies: dict[str, Frequency] = {}
         self._missed_limit = max(2, missed_limit)
         self._name = name
         self._entries: dict[UUID, _Entry] = {}
@@ -151,13 +158,31 @@ class Scheduler:
 
     def load(self) -> None:
         """Read every active schedule from the read model; follow the log from its position."""
-        position, rows = self._schedules.active_schedules()
-        self._position = position
+        self._loaded_at = self._clock.now()
         self._entries.clear()
         self._heap.clear()
+        position, rows = self._schedules.active_schedules()
         for row in rows:
             self._add_row(row)
+        self._position = position
         log.info("scheduler loaded", schedules=len(self._entries), position=position)
+
+    def _frequency(self, data: dict[str, Any]) -> Frequency:
+        key = json.dumps(data, sort_keys=True)
+        frequency = self._frequencies.get(key)
+        if frequency is None:
+            frequency = self._frequencies[key] = Frequency.from_dict(data)
+        return frequency
+
+    def _missed(self, tick: Tick, now: datetime) -> bool:
+        """Ticks due well before this scheduler started fell due while none ran; once running,
+        only a long stall (a database outage, say) makes ticks count as missed rather than late."""
+        late = now - tick.due_at
+        if late <= self._missed_after:
+            return False
+        return (
+            tick.due_at < self._loaded_at - self._missed_after or late > self._missed_while_running
+        )
 
     def _add_row(self, row: ScheduleRow) -> None:
         entry = _Entry(
@@ -172,8 +197,8 @@ class Scheduler:
             timeout_seconds=row.timeout_seconds,
             without_overlapping=row.without_overlapping,
             missed_runs=row.missed_runs,
-            frequency=Frequency.from_dict(row.frequency),
-            timezone=row.timezone,
+            frequency=self._frequency(row.frequency),
+            timezone=sys.intern(row.timezone),
             last_job_id=row.last_job_id,
         )
         # Ticks before the last change are not "missed": the schedule was different then.
@@ -241,7 +266,7 @@ class Scheduler:
                 timeout_seconds=event.timeout_seconds,
                 without_overlapping=event.without_overlapping,
                 missed_runs=event.missed_runs,
-                frequency=Frequency.from_dict(event.frequency),
+                frequency=self._frequency(event.frequency),
                 timezone=event.timezone,
             )
             self._entries[schedule_id] = entry
@@ -254,7 +279,7 @@ class Scheduler:
             for key, change in event.changes.items():
                 value = change["to"]
                 if key == "frequency":
-                    entry.frequency = Frequency.from_dict(value)
+                    entry.frequency = self._frequency(value)
                 elif hasattr(entry, key):
                     setattr(entry, key, value)
             if {"frequency", "timezone"} & set(event.changes):
@@ -287,7 +312,7 @@ class Scheduler:
             timeout_seconds=schedule.timeout_seconds,
             without_overlapping=schedule.without_overlapping,
             missed_runs=schedule.missed_runs,
-            frequency=Frequency.from_dict(schedule.frequency),
+            frequency=self._frequency(schedule.frequency),
             timezone=schedule.timezone,
         )
 
@@ -352,7 +377,7 @@ class Scheduler:
             with structlog.contextvars.bound_contextvars(
                 schedule_id=str(entry.schedule_id), schedule=entry.name
             ):
-                if now - tick.due_at > self._missed_after:
+                if self._missed(tick, now):
                     self._flush(pending)
                     last = self._handle_missed(entry, tick, now)
                 else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -30,7 +30,11 @@ SCHEDULES = Table(
     paused_at TIMESTAMPTZ, created_by TEXT NOT NULL, created_at TIMESTAMPTZ NOT NULL,
     updated_at TIMESTAMPTZ NOT NULL, last_due_at TIMESTAMPTZ, last_job_id TEXT,
     last_run_at TIMESTAMPTZ, version INTEGER NOT NULL""",
-    (("tenant_seq", "tenant, deleted, seq"), ("tenant_name", "tenant, name"), ("active", "active")),
+    (
+        ("tenant_seq", "tenant, deleted, seq"),
+        ("tenant_name", "tenant, name"),
+        ("active_seq", "active, seq"),
+    ),
 )
 SCHEDULE_COMMENTS = Table(
     "schedule_comments",
@@ -233,11 +237,31 @@ class SqlScheduleQueries:
             )
         return [Comment(UUID(r["id"]), r["author"], r["text"], r["at"]) for r in rows]
 
-    def active_schedules(self) -> tuple[int, builtins.list[ScheduleRow]]:
-        with self._db.read() as s:
-            position = _tracking_position(s, "schedules", lock=False)
-            rows = s.fetchall(f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE active = ?", (True,))
-        return position, [_schedule(r) for r in rows]
+    def active_schedules(self) -> tuple[int, Iterator[ScheduleRow]]:
+        """Every active schedule, read in pages of 2,000 rows within one transaction (one
+        snapshot) so that 100,000 rows are never all in memory at once."""
+        session = self._db.read()
+        s = session.__enter__()
+        position = _tracking_position(s, "schedules", lock=False)
+
+        def rows() -> Iterator[ScheduleRow]:
+            try:
+                after = -1
+                while True:
+                    page = s.fetchall(
+                        f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE active = ? AND seq > ?"
+                        " ORDER BY seq LIMIT 2000",
+                        (True, after),
+                    )
+                    for row in page:
+                        yield _schedule(row)
+                    if len(page) < 2000:
+                        return
+                    after = page[-1]["seq"]
+            finally:
+                session.__exit__(None, None, None)
+
+        return position, rows()
 
     def runs(
         self, tenant: str, schedule_id: UUID, *, limit: int, cursor: str | None

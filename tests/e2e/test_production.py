@@ -75,3 +75,37 @@ def test_cancel_a_running_job(production: tuple[str, Processes]) -> None:
     cancelled = wait_status(base_url, sleeper, "cancelled", timeout=15)
     events = [e["event"] for e in cancelled["timeline"]]
     assert events[-2:] == ["cancellation_requested", "cancelled"]
+
+
+def test_schedule_runs_every_second_and_its_history_shows_it(
+    production: tuple[str, Processes],
+) -> None:
+    base_url, _ = production
+    response = httpx.post(
+        f"{base_url}/api/schedules",
+        json={
+            "name": "heartbeat",
+            "command_line": "demo:echo beat",
+            "helpers": [{"name": "everySecond", "args": []}],
+            "timezone": "Europe/Rome",
+        },
+        timeout=5,
+    )
+    assert response.status_code == 201, response.text
+    schedule_id = response.json()["id"]
+
+    def succeeded_runs() -> list[dict[str, Any]]:
+        runs = httpx.get(f"{base_url}/api/schedules/{schedule_id}/runs", timeout=5).json()
+        return [run for run in runs["items"] if run["status"] == "succeeded"]
+
+    wait_until(lambda: len(succeeded_runs()) >= 3, 20, "three successful runs")
+    run = succeeded_runs()[0]
+    assert run["output"] == "beat\n"
+    assert run["manual"] is False
+    job_response = httpx.get(f"{base_url}/api/jobs/{run['job_id']}", timeout=5)
+    assert job_response.json()["schedule_id"] == schedule_id
+
+    response = httpx.post(f"{base_url}/api/schedules/{schedule_id}/pause", timeout=5)
+    assert response.status_code == 200, response.text
+    detail = httpx.get(f"{base_url}/api/schedules/{schedule_id}", timeout=5).json()
+    assert detail["active"] is False

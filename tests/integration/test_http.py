@@ -580,6 +580,19 @@ def test_openapi_has_operation_ids_and_the_docs_page_is_offline(client: TestClie
         ("GET", "/api/commands"): "listCommands",
         ("GET", "/health"): "getHealth",
         ("GET", "/ready"): "getReadiness",
+        ("GET", "/api/schedules/{schedule_id}/comments"): "listScheduleComments",
+        ("POST", "/api/schedules/{schedule_id}/comments"): "addScheduleComment",
+        ("GET", "/api/schedules"): "listSchedules",
+        ("POST", "/api/schedules"): "createSchedule",
+        ("GET", "/api/schedules/{schedule_id}"): "getSchedule",
+        ("DELETE", "/api/schedules/{schedule_id}"): "deleteSchedule",
+        ("PATCH", "/api/schedules/{schedule_id}"): "editSchedule",
+        ("POST", "/api/schedules/{schedule_id}/pause"): "pauseSchedule",
+        ("POST", "/api/schedules/{schedule_id}/resume"): "resumeSchedule",
+        ("POST", "/api/schedules/{schedule_id}/run"): "runScheduleNow",
+        ("GET", "/api/schedules/{schedule_id}/runs"): "listScheduleRuns",
+        ("GET", "/api/frequencies"): "listFrequencyHelpers",
+        ("POST", "/api/frequencies/preview"): "previewFrequency",
     }
     for op in operations.values():
         assert op["summary"]

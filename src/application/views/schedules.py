@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -167,7 +167,7 @@ class SchedulesQueries(Protocol):
         self, tenant: str, *, active: bool | None, limit: int, cursor: str | None
     ) -> tuple[list[ScheduleRow], str | None]: ...
     def comments(self, schedule_id: UUID) -> list[Comment]: ...
-    def active_schedules(self) -> tuple[int, list[ScheduleRow]]:
+    def active_schedules(self) -> tuple[int, Iterator[ScheduleRow]]:
         """Every active schedule, with the projection position they are as of."""
         ...
 

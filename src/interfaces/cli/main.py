@@ -21,6 +21,7 @@ from infrastructure.logging import configure_logging
 from infrastructure.settings import Settings, SettingsError, load_settings
 from interfaces import processes
 from interfaces.bootstrap import PROJECTIONS, Chronicle, bootstrap
+from interfaces.cli.schedules import schedules
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -94,7 +95,7 @@ def cli() -> None:
     "--threads", type=click.IntRange(1, 256), help="Worker threads (CHRONICLE_WORKER_THREADS)."
 )
 def up(host: str | None, port: int | None, threads: int | None) -> None:
-    """Run everything in one process: API + dashboard, workers, projector."""
+    """Run everything in one process: API, workers, scheduler, projector."""
     settings = _settings(host=host, port=port, worker_threads=threads)
     processes.run_all_in_one(settings)
 
@@ -122,6 +123,12 @@ def worker(queues: str, process_count: int, threads: int | None) -> None:
     """Run a Dramatiq worker that executes jobs from the given queues in strict priority."""
     settings = _settings(worker_threads=threads)
     processes.run_workers(settings, _parse_queues(queues), process_count)
+
+
+@cli.command()
+def scheduler() -> None:
+    """Turn active schedules into jobs at their due times (several may run at once)."""
+    processes.run_scheduler(_settings())
 
 
 @cli.command()
@@ -292,6 +299,9 @@ def jobs_show(job_id: UUID) -> None:
     for entry in timeline:
         who = f" by {entry.actor}" if entry.actor else ""
         click.echo(f"  {_fmt_time(entry.at)}  #{entry.position:<8} {entry.event}{who}")
+
+
+cli.add_command(schedules)
 
 
 def main() -> None:

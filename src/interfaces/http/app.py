@@ -16,17 +16,20 @@ from interfaces.http.commands import CommandController
 from interfaces.http.dependencies import TENANT_HEADER, USER_HEADER, provide_caller
 from interfaces.http.docs import OfflineDocsPlugin
 from interfaces.http.errors import exception_handlers
+from interfaces.http.frequencies import FrequencyController
 from interfaces.http.health import HealthController, Readiness
 from interfaces.http.jobs import JobController
 from interfaces.http.queues import QueueController
+from interfaces.http.schedules import ScheduleController
 
 MAX_BODY_BYTES = 1_000_000
 
-DESCRIPTION = f"""Chronicle's REST API: dispatch jobs, follow them and act on them.
+DESCRIPTION = f"""Chronicle's REST API: dispatch jobs, follow them and act on them; manage the
+schedules that start jobs from the database, with their run history.
 Every request acts for the tenant in `{TENANT_HEADER}` (default `default`) and records the
 identity in `{USER_HEADER}` (default `api`) on the events it causes. Errors are JSON
 `{{"error", "message", "field"}}`: 400 malformed request, 404 not found (also another
-tenant's job), 409 not allowed in the job's state, 422 a value breaks a rule."""
+tenant's job or schedule), 409 not allowed in its current state, 422 a value breaks a rule."""
 
 
 def _version() -> str:
@@ -47,6 +50,11 @@ def openapi_config() -> OpenAPIConfig:
             Tag(name="jobs", description="Dispatch, list, inspect, retry and cancel jobs."),
             Tag(name="queues", description="Job counts per queue."),
             Tag(name="commands", description="Commands a job may run."),
+            Tag(
+                name="schedules",
+                description="Create, edit, pause, resume, run and comment on schedules.",
+            ),
+            Tag(name="frequencies", description="Frequency helpers and previews of next runs."),
             Tag(name="health", description="Liveness and readiness probes."),
         ],
     )
@@ -70,7 +78,14 @@ def create_app(
         return readiness
 
     return Litestar(
-        route_handlers=[JobController, QueueController, CommandController, HealthController],
+        route_handlers=[
+            JobController,
+            QueueController,
+            CommandController,
+            ScheduleController,
+            FrequencyController,
+            HealthController,
+        ],
         dependencies={
             "chronicle": Provide(provide_chronicle, use_cache=True, sync_to_thread=False),
             "readiness": Provide(provide_readiness, use_cache=True, sync_to_thread=False),

@@ -127,8 +127,8 @@ def exception_handlers() -> ExceptionHandlersMap:
 
 _DESCRIPTIONS = {
     400: "Malformed JSON, unknown fields, wrong types or bad headers.",
-    404: "No such job for this tenant.",
-    409: "The job is not in a state that allows this.",
+    404: "No such job or schedule for this tenant.",
+    409: "The job or schedule is not in a state that allows this.",
     422: "The values break a rule; `field` names the offending one.",
 }
 

@@ -7,13 +7,18 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from uuid import UUID
+from zoneinfo import ZoneInfo
 
 import msgspec
-from msgspec import Meta, Struct
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from application.commands import Signature
+from application.frequencies import Tick, next_tick
+from application.ports import CronCalculator
 from application.views.job_timeline import TimelineEntry
 from application.views.jobs import JobRow, QueueStats
+from application.views.schedules import Comment, RunRow, ScheduleRow
+from domain.frequency import Frequency
 
 
 def job_path(job_id: UUID) -> str:
@@ -374,3 +379,374 @@ def queues_view(stats: QueueStats) -> QueuesView:
 
 def command_signature(signature: Signature) -> CommandSignature:
     return msgspec.convert(signature.to_dict(), CommandSignature)
+
+
+# -- schedules and frequencies ----------------------------------------------------------------
+
+
+def schedule_path(schedule_id: UUID) -> str:
+    return f"/api/schedules/{schedule_id}"
+
+
+class HelperCallBody(Struct, forbid_unknown_fields=True, kw_only=True):
+    """One helper of a chain, e.g. `{"name": "dailyAt", "args": ["13:00"]}`."""
+
+    name: Annotated[str, Meta(description="Helper name; `GET /api/frequencies` lists them.")]
+    args: Annotated[list[Any], Meta(description="The helper's arguments, in order.")] = (
+        msgspec.field(default_factory=list)
+    )
+
+
+_EXPRESSION = Meta(
+    description="A cron expression: 5 fields, or 6 with seconds first (not with `helpers`)."
+)
+_HELPERS = Meta(description="A chain of helpers applied in order (not with `expression`).")
+_TIMEZONE = Meta(description="IANA timezone the frequency is read in, e.g. `Europe/Rome`.")
+_MISSED_RUNS = Meta(description="Ticks missed while no scheduler ran: `skip` or `run_once`.")
+
+
+class CreateSchedule(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A new schedule: what to run (a command line or command) and when (cron or helpers)."""
+
+    name: Annotated[str, Meta(description="A name for people, 1 to 200 characters.")]
+    description: Annotated[str, Meta(description="What the schedule is for.")] = ""
+    command_line: Annotated[
+        str | None,
+        Meta(description="A whole command line instead of command/arguments/options."),
+    ] = None
+    command: Annotated[str | None, Meta(description="Registered command name.")] = None
+    arguments: Annotated[
+        list[Any] | dict[str, Any] | None,
+        Meta(description="Arguments by position (list) or by name (object)."),
+    ] = None
+    options: Annotated[dict[str, Any] | None, Meta(description="Options by name.")] = None
+    expression: Annotated[str | None, _EXPRESSION] = None
+    helpers: Annotated[list[HelperCallBody] | None, _HELPERS] = None
+    timezone: Annotated[str, _TIMEZONE] = "UTC"
+    queue: Annotated[str, Meta(description="high, default or low.")] = "default"
+    max_attempts: Annotated[int, Meta(description="Attempts of each job (1 to 100).")] = 3
+    timeout_seconds: Annotated[
+        float | None, Meta(description="Time limit of one attempt (up to 7 days).")
+    ] = None
+    without_overlapping: Annotated[
+        bool, Meta(description="Skip a tick while the previous run is still going.")
+    ] = False
+    missed_runs: Annotated[str, _MISSED_RUNS] = "skip"
+    active: Annotated[bool, Meta(description="False creates the schedule paused.")] = True
+
+
+class EditSchedule(Struct, forbid_unknown_fields=True, kw_only=True):
+    """The settings to change; those left out keep their value."""
+
+    name: Annotated[str | UnsetType, Meta(description="1 to 200 characters.")] = UNSET
+    description: str | UnsetType = UNSET
+    command_line: Annotated[
+        str | UnsetType, Meta(description="A new command line (or command/arguments/options).")
+    ] = UNSET
+    command: str | UnsetType = UNSET
+    arguments: list[Any] | dict[str, Any] | UnsetType | None = UNSET
+    options: dict[str, Any] | UnsetType | None = UNSET
+    expression: Annotated[str | UnsetType, _EXPRESSION] = UNSET
+    helpers: Annotated[list[HelperCallBody] | UnsetType, _HELPERS] = UNSET
+    timezone: Annotated[str | UnsetType, _TIMEZONE] = UNSET
+    queue: str | UnsetType = UNSET
+    max_attempts: int | UnsetType = UNSET
+    timeout_seconds: float | UnsetType | None = UNSET
+    without_overlapping: bool | UnsetType = UNSET
+    missed_runs: Annotated[str | UnsetType, _MISSED_RUNS] = UNSET
+
+    def changes(self) -> dict[str, Any]:
+        """The fields given, as plain values (helpers as `{name, args}` dicts)."""
+        given = {
+            name: getattr(self, name)
+            for name in self.__struct_fields__
+            if getattr(self, name) is not UNSET
+        }
+        if "helpers" in given:
+            given["helpers"] = [msgspec.structs.asdict(call) for call in given["helpers"]]
+        return given
+
+
+class AddComment(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A note on a schedule, signed by the caller."""
+
+    text: Annotated[str, Meta(description="The comment, up to 10,000 characters.")]
+
+
+class PreviewFrequency(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A frequency to try out: `expression` or `helpers`, in a timezone."""
+
+    expression: Annotated[str | None, _EXPRESSION] = None
+    helpers: Annotated[list[HelperCallBody] | None, _HELPERS] = None
+    timezone: Annotated[str, _TIMEZONE] = "UTC"
+    count: Annotated[int, Meta(description="How many next runs to list, 1 to 100.")] = 10
+
+
+class ScheduleLinks(Struct, kw_only=True):
+    """Where to find a schedule, its runs and its comments."""
+
+    self: str
+    runs: str
+    comments: str
+
+
+class LastRun(Struct, kw_only=True):
+    """The newest tick seen (`due_at`) and the job a schedule last started (`job_id`, `at`)."""
+
+    due_at: datetime | None
+    job_id: UUID | None
+    at: datetime | None
+
+
+class ScheduleView(Struct, kw_only=True):
+    """A schedule and its next due time (UTC, and local with offset; null while paused)."""
+
+    id: UUID
+    seq: int | None
+    tenant: str
+    name: str
+    description: str
+    command: str
+    command_line: str
+    arguments: dict[str, Any]
+    options: dict[str, Any]
+    frequency: dict[str, Any]
+    expression: str
+    description_human: str
+    timezone: str
+    queue: str
+    max_attempts: int
+    timeout_seconds: float | None
+    without_overlapping: bool
+    missed_runs: str
+    active: bool
+    paused_at: datetime | None
+    next_due_at: datetime | None
+    next_due_local: str | None
+    next_due_dst: Annotated[
+        str | None, Meta(description="`shifted_after_gap`, `first_occurrence`, ... or null.")
+    ]
+    last_run: LastRun | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    version: int
+    projected: Annotated[
+        bool, Meta(description="False while the read model has not caught up with a change.")
+    ]
+    links: ScheduleLinks
+
+
+class SchedulePage(Struct, kw_only=True):
+    """A page of schedules, newest first; pass `next_cursor` as `cursor` for the next one."""
+
+    items: list[ScheduleView]
+    next_cursor: str | None
+
+
+class RunItem(Struct, kw_only=True):
+    """One tick of a schedule: the job it started and how that went, or why it was skipped."""
+
+    tick_id: UUID
+    due_at: datetime
+    triggered_at: datetime | None
+    manual: bool
+    job_id: UUID | None
+    status: str
+    attempts: int | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration_ms: float | None
+    outcome: str | None
+    error: str | None
+    output: str | None
+    skip_reason: str | None
+    skip_detail: str | None
+    skip_count: int
+    dst: str | None
+    triggered_by: str | None
+
+
+class RunPage(Struct, kw_only=True):
+    """A page of a schedule's runs, newest first."""
+
+    items: list[RunItem]
+    next_cursor: str | None
+
+
+class CommentView(Struct, kw_only=True):
+    """A comment on a schedule."""
+
+    id: UUID
+    author: str
+    text: str
+    at: datetime
+
+
+class RunNowLinks(Struct, kw_only=True):
+    """Where to follow the job a manual run started."""
+
+    job: str
+
+
+class RunNowAccepted(Struct, kw_only=True):
+    """The job a manual run started."""
+
+    job_id: UUID
+    links: RunNowLinks
+
+
+class HelperParameterView(Struct, kw_only=True):
+    """One argument of a helper; `default` applies when it is left out."""
+
+    name: str
+    type: str
+    default: Any
+    required: bool
+    description: str
+
+
+class HelperExample(Struct, kw_only=True):
+    """A helper chain using the helper, with the cron expression and English it gives."""
+
+    helpers: list[HelperCallBody]
+    expression: str
+    description: str
+
+
+class HelperEntry(Struct, kw_only=True):
+    """A frequency helper (Laravel-style), its parameters and a worked example."""
+
+    name: str
+    parameters: list[HelperParameterView]
+    description: str
+    example: HelperExample
+
+
+class PreviewRun(Struct, kw_only=True):
+    """A coming tick: `local` (with offset), `utc`, its wall-clock `slot`, DST notes."""
+
+    local: str
+    utc: str
+    skipped: str | None
+    dst: str | None
+    slot: str
+
+
+class FrequencyPreview(Struct, kw_only=True):
+    """A frequency's canonical cron expression, its English description and next runs."""
+
+    expression: str
+    description: str
+    timezone: str
+    next_runs: list[PreviewRun]
+
+
+def next_due(
+    frequency: Mapping[str, Any],
+    timezone: str,
+    *,
+    active: bool,
+    last_due_at: datetime | None,
+    now: datetime,
+    cron: CronCalculator,
+) -> Tick | None:
+    """A schedule's next tick that runs (DST-gap slots passed over); None while paused."""
+    if not active:
+        return None
+    stored = Frequency.from_dict(frequency)
+    tick = next_tick(stored, timezone, max(now, last_due_at or now), cron)
+    for _ in range(1000):
+        if tick.skipped is None:
+            return tick
+        tick = next_tick(stored, timezone, tick, cron)
+    return None  # pragma: no cover - a thousand skipped slots in a row cannot happen
+
+
+def local_iso(moment: datetime, timezone: str) -> str:
+    """`moment` in `timezone`, ISO-8601 with its UTC offset."""
+    return moment.astimezone(ZoneInfo(timezone)).isoformat()
+
+
+def schedule_view(
+    row: ScheduleRow, now: datetime, cron: CronCalculator, *, projected: bool
+) -> ScheduleView:
+    frequency = Frequency.from_dict(row.frequency)
+    tick = next_due(
+        row.frequency,
+        row.timezone,
+        active=row.active,
+        last_due_at=row.last_due_at,
+        now=now,
+        cron=cron,
+    )
+    seen = (row.last_due_at, row.last_job_id, row.last_run_at)
+    return ScheduleView(
+        id=row.id,
+        seq=row.seq if projected else None,
+        tenant=row.tenant,
+        name=row.name,
+        description=row.description,
+        command=row.command,
+        command_line=row.command_line,
+        arguments=row.arguments,
+        options=row.options,
+        frequency=row.frequency,
+        expression=frequency.expression,
+        description_human=frequency.describe(),
+        timezone=row.timezone,
+        queue=row.queue,
+        max_attempts=row.max_attempts,
+        timeout_seconds=row.timeout_seconds,
+        without_overlapping=row.without_overlapping,
+        missed_runs=row.missed_runs,
+        active=row.active,
+        paused_at=utc_or_none(row.paused_at),
+        next_due_at=utc(tick.due_at) if tick else None,
+        next_due_local=local_iso(tick.due_at, row.timezone) if tick else None,
+        next_due_dst=tick.dst if tick else None,
+        last_run=None
+        if seen == (None, None, None)
+        else LastRun(
+            due_at=utc_or_none(row.last_due_at),
+            job_id=row.last_job_id,
+            at=utc_or_none(row.last_run_at),
+        ),
+        created_by=row.created_by,
+        created_at=utc(row.created_at),
+        updated_at=utc(row.updated_at),
+        version=row.version,
+        projected=projected,
+        links=ScheduleLinks(
+            self=schedule_path(row.id),
+            runs=f"{schedule_path(row.id)}/runs",
+            comments=f"{schedule_path(row.id)}/comments",
+        ),
+    )
+
+
+def run_item(row: RunRow) -> RunItem:
+    return RunItem(
+        tick_id=row.id,
+        due_at=utc(row.due_at),
+        triggered_at=utc_or_none(row.triggered_at),
+        manual=row.manual,
+        job_id=row.job_id,
+        status=row.status,
+        attempts=row.attempts,
+        started_at=utc_or_none(row.started_at),
+        finished_at=utc_or_none(row.finished_at),
+        duration_ms=row.duration_ms,
+        outcome=row.outcome,
+        error=row.error,
+        output=row.output,
+        skip_reason=row.skip_reason,
+        skip_detail=row.skip_detail,
+        skip_count=row.skip_count,
+        dst=row.dst,
+        triggered_by=row.triggered_by,
+    )
+
+
+def comment_view(comment: Comment) -> CommentView:
+    return CommentView(id=comment.id, author=comment.author, text=comment.text, at=utc(comment.at))
