@@ -43,6 +43,25 @@ def test_up_runs_a_job_with_no_configuration(tmp_path: Path) -> None:
 
         wait_until(succeeded, 20, "the job to succeed")
         assert (tmp_path / ".chronicle" / "events.sqlite3").exists()
+
+        # The scheduler runs inside `up` too.
+        response = httpx.post(
+            f"{base_url}/api/schedules",
+            json={
+                "name": "every second",
+                "command_line": "demo:noop",
+                "helpers": [{"name": "everySecond"}],
+            },
+            timeout=5,
+        )
+        assert response.status_code == 201, response.text
+        runs_url = f"{base_url}/api/schedules/{response.json()['id']}/runs"
+
+        def ran_twice() -> bool:
+            items = httpx.get(runs_url, timeout=5).json()["items"]
+            return sum(item["status"] == "succeeded" for item in items) >= 2
+
+        wait_until(ran_twice, 20, "two scheduled runs")
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(30)
