@@ -585,7 +585,16 @@ class Scheduler:
 
     def run(self, stop: threading.Event, *, max_sleep: float = 1.0) -> None:
         """Load, then fire due ticks and follow changes until `stop` is set."""
-        self.load()
+        failures = 0
+        while not stop.is_set():
+            try:
+                self.load()
+                break
+            except Exception:
+                failures += 1
+                delay = min(30.0, 0.5 * 2**failures)
+                log.exception("scheduler could not load the schedules, retrying", delay=delay)
+                stop.wait(delay)
         self.run_loaded(stop, max_sleep=max_sleep)
 
     def run_loaded(self, stop: threading.Event, *, max_sleep: float = 1.0) -> None:

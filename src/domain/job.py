@@ -15,6 +15,7 @@ from domain.shared import DEFAULT_TENANT, InvalidTransitionError, ValidationErro
 QUEUES = ("high", "default", "low")
 MAX_OUTPUT_CHARS = 64_000
 MAX_TRACEBACK_CHARS = 32_000
+MAX_COMMENT_CHARS = 10_000
 
 
 class JobStatus(StrEnum):
@@ -124,9 +125,31 @@ class Job(Aggregate):
         at: datetime
 
     class Retried(Aggregate.Event):
+        """An operator retried a failed job; `previous_attempts` links it to the failure."""
+
+        class_version = 2
+
         queue: str
         by: str
         attempt_limit: int
+        previous_attempts: int
+        at: datetime
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            # Version 1 did not say which failure it retried: the limit then was attempts + max.
+            state["previous_attempts"] = -1
+
+    class Forgotten(Aggregate.Event):
+        """A failed job taken off the failed list by an operator; its history stays."""
+
+        by: str
+        at: datetime
+
+    class CommentAdded(Aggregate.Event):
+        comment_id: UUID
+        author: str
+        text: str
         at: datetime
 
     @event(Dispatched)
@@ -171,6 +194,7 @@ class Job(Aggregate):
         self.cancellation_requested = False
         self._cancel_by = ""
         self._cancel_reason = ""
+        self.forgotten = False
 
     @classmethod
     def dispatch(
@@ -320,7 +344,29 @@ class Job(Aggregate):
             queue=self.queue,
             by=by,
             attempt_limit=self.attempts + self.max_attempts,
+            previous_attempts=self.attempts,
             at=require_utc(at, "at"),
+        )
+
+    def forget(self, *, by: str, at: datetime) -> None:
+        """Take a failed job off the failed list; its events stay."""
+        if self.status is not JobStatus.FAILED:
+            raise InvalidTransitionError(
+                f"job {self.id} is {self.status}: only failed jobs can be forgotten"
+            )
+        if self.forgotten:
+            raise InvalidTransitionError(f"job {self.id} was already forgotten")
+        self._forgotten(by=by, at=require_utc(at, "at"))
+
+    def add_comment(self, *, comment_id: UUID, author: str, text: str, at: datetime) -> None:
+        if not text.strip():
+            raise ValidationError("a comment needs some text", field="text")
+        if len(text) > MAX_COMMENT_CHARS:
+            raise ValidationError(
+                f"a comment is at most {MAX_COMMENT_CHARS} characters", field="text"
+            )
+        self._comment_added(
+            comment_id=comment_id, author=author, text=text, at=require_utc(at, "at")
         )
 
     def _require_running(self, verb: str) -> None:
@@ -382,7 +428,18 @@ class Job(Aggregate):
         self.finished_at = at
 
     @event(Retried)
-    def _retried(self, queue: str, by: str, attempt_limit: int, at: datetime) -> None:
+    def _retried(
+        self, queue: str, by: str, attempt_limit: int, previous_attempts: int, at: datetime
+    ) -> None:
         self.status = JobStatus.WAITING
         self.attempt_limit = attempt_limit
         self.available_at = at
+        self.forgotten = False
+
+    @event(Forgotten)
+    def _forgotten(self, by: str, at: datetime) -> None:
+        self.forgotten = True
+
+    @event(CommentAdded)
+    def _comment_added(self, comment_id: UUID, author: str, text: str, at: datetime) -> None:
+        pass

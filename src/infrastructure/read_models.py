@@ -119,6 +119,8 @@ def _tracking_position(session: Session, name: str, *, lock: bool) -> int:
     row = session.fetchone(
         f"SELECT position FROM projection_tracking WHERE name = ? {clause}", (name,)
     )
+    if row is None and not lock:
+        return 0  # readers never write: a missing row means nothing was projected yet
     if row is None:
         session.execute(
             "INSERT INTO projection_tracking (name, position, updated_at) VALUES (?, 0, ?)"
