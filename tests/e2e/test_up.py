@@ -66,5 +66,5 @@ def test_up_runs_a_job_with_no_configuration(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(30)
         log.close()
-        print((tmp_path / "up.log").read_text()[-6000:])  # noqa: T201 - shown when it fails
+        print((tmp_path / "up.log").read_text()[-6000:])  # shown by pytest when the test fails
     assert code == 0, (tmp_path / "up.log").read_text()
