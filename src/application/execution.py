@@ -29,6 +29,9 @@ EARLY_TOLERANCE = timedelta(milliseconds=50)
 WORKER_LOST_AFTER = timedelta(seconds=30)
 # How soon a message for a job still running elsewhere is looked at again.
 RUNNING_RECHECK_SECONDS = 30.0
+# How soon a message for a job of a paused queue is looked at again. Only another tenant's
+# jobs in the same queue get here: a queue paused for all its waiting jobs is not consumed.
+PAUSED_RECHECK_SECONDS = 5.0
 CANCEL_CHECK_INTERVAL = 1.0
 
 
@@ -67,8 +70,10 @@ class JobExecutor:
         max_output_chars: int = 64_000,
         save: Callable[..., object] | None = None,
         heartbeats: WorkerHeartbeats | None = None,
+        paused: Callable[[str, str], bool] | None = None,
     ) -> None:
         self._heartbeats = heartbeats
+        self._paused = paused
         self._events = events
         # Saves go through a group committer in workers (many jobs per transaction).
         self._save = save or events.save
@@ -87,7 +92,7 @@ class JobExecutor:
             return None
         return job
 
-    def process(self, job_id: UUID) -> Outcome:
+    def process(self, job_id: UUID) -> Outcome:  # noqa: PLR0911 - one return per outcome
         with structlog.contextvars.bound_contextvars(job_id=str(job_id)):
             job = self._load(job_id)
             if job is None:
@@ -104,6 +109,11 @@ class JobExecutor:
                 delay = (job.available_at - now).total_seconds()
                 self._queue.enqueue(job_id, job.queue, delay_seconds=delay)
                 log.info("message arrived before the job is due, deferred", delay=delay)
+                return Outcome.DEFERRED
+            if self._paused is not None and self._paused(job.tenant, job.queue):
+                # The job stays waiting; its message comes back until the queue is resumed.
+                self._queue.enqueue(job_id, job.queue, delay_seconds=PAUSED_RECHECK_SECONDS)
+                log.info("queue is paused for this job's tenant, message deferred")
                 return Outcome.DEFERRED
             try:
                 job.start(worker_id=self._worker_id, at=now)

@@ -1,4 +1,4 @@
-"""Job use cases: dispatch (one or many in one transaction), cancel, retry."""
+"""Job use cases: dispatch (one or many in one transaction), cancel, retry, forget, comment."""
 
 from __future__ import annotations
 
@@ -15,12 +15,14 @@ from eventsourcing.persistence import IntegrityError
 from application.commands import CommandRegistry, ParsedCommand
 from application.event_log import ChronicleEvents
 from application.ports import Clock
-from domain.job import Job
+from application.views.jobs import FailedJobFilter, FailedJobIds, JobComment
+from domain.job import Job, JobStatus
 from domain.shared import DEFAULT_TENANT, ConflictError, NotFoundError, ValidationError
 
 T = TypeVar("T")
 
 MAX_DELAY = timedelta(days=365)
+MAX_RETRY_PAGE = 5_000
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,14 @@ class DispatchRequest:
     job_id: UUID | None = field(default=None)
 
 
+@dataclass(frozen=True)
+class BulkRetry:
+    """What a bulk retry did; `skipped` jobs had stopped being failed when their turn came."""
+
+    retried: int
+    skipped: int
+
+
 class JobService:
     """Writes Job aggregates; the outbox relay turns their events into broker messages."""
 
@@ -54,11 +64,13 @@ class JobService:
         clock: Clock,
         *,
         default_backoff_seconds: float = 1.0,
+        failed_jobs: FailedJobIds | None = None,
     ) -> None:
         self._events = events
         self._registry = registry
         self._clock = clock
         self._default_backoff = default_backoff_seconds
+        self._failed_jobs = failed_jobs
 
     def parse(self, request: DispatchRequest) -> ParsedCommand:
         """Validate the command against its registered signature."""
@@ -141,6 +153,104 @@ class JobService:
     def retry(self, job_id: UUID, *, tenant: str, by: str) -> Job:
         """Give a failed job a new round of attempts."""
         return self._change(job_id, tenant, lambda job: job.retry(by=by, at=self._clock.now()))
+
+    def forget(self, job_id: UUID, *, tenant: str, by: str) -> Job:
+        """Take a failed job off the failed list; its history stays."""
+        return self._change(job_id, tenant, lambda job: job.forget(by=by, at=self._clock.now()))
+
+    def comment(self, job_id: UUID, *, tenant: str, author: str, text: str) -> JobComment:
+        """Add an operator's note to a job."""
+        comment_id = uuid4()
+        at = self._clock.now()
+        self._change(
+            job_id,
+            tenant,
+            lambda job: job.add_comment(comment_id=comment_id, author=author, text=text, at=at),
+        )
+        return JobComment(id=comment_id, author=author, text=text, at=at)
+
+    def retry_failed(self, flt: FailedJobFilter, *, by: str, page_size: int = 500) -> BulkRetry:
+        """Retry every failed job matching `flt`, a page of ids at a time.
+
+        Memory is bounded by `page_size` jobs, however many match: each page is loaded,
+        retried and saved in one transaction before the next page of ids is read.
+        """
+        if self._failed_jobs is None:
+            raise RuntimeError("this JobService was built without a failed-jobs source")
+        if not 1 <= page_size <= MAX_RETRY_PAGE:
+            raise ValidationError(
+                f"page_size must be between 1 and {MAX_RETRY_PAGE}", field="page_size"
+            )
+        retried = skipped = 0
+        after_seq = 0
+        while True:
+            page = self._failed_jobs.failed_ids(flt, after_seq=after_seq, limit=page_size)
+            if not page:
+                break
+            # Keyset by seq: a job retried here keeps its seq, so it is never visited twice,
+            # even if it fails again before the walk ends or the read model still lags.
+            after_seq = page[-1][0]
+            done, missed = self._retry_page([job_id for _, job_id in page], flt.tenant, by)
+            retried += done
+            skipped += missed
+            if len(page) < page_size:
+                break
+        return BulkRetry(retried=retried, skipped=skipped)
+
+    def _retry_page(self, job_ids: Sequence[UUID], tenant: str, by: str) -> tuple[int, int]:
+        """Retry these jobs in one transaction; returns (retried, skipped)."""
+        at = self._clock.now()
+        pending: list[tuple[UUID, list[Any]]] = []
+        skipped = 0
+        for job_id in job_ids:
+            job = self._still_failed(job_id, tenant)
+            if job is None:
+                skipped += 1
+                continue
+            job.retry(by=by, at=at)
+            # Collected once: a save that fails has drained them from the aggregate, and the
+            # one-by-one fallback must save the same events (see `_pending` in the scheduler).
+            pending.append((job_id, list(job.collect_events())))
+        if not pending:
+            return 0, skipped
+        try:
+            self._events.save(*[event for _, events in pending for event in events])
+        except IntegrityError:
+            # A worker or another operator saved one of these jobs since we loaded it.
+            retried = 0
+            for job_id, events in pending:
+                try:
+                    self._events.save(*events)
+                except IntegrityError:
+                    if self._retry_changed(job_id, tenant, by):
+                        retried += 1
+                    else:
+                        skipped += 1
+                    continue
+                retried += 1
+            return retried, skipped
+        return len(pending), skipped
+
+    def _retry_changed(self, job_id: UUID, tenant: str, by: str) -> bool:
+        """Decide again for a job that changed under us: retry it if it is still failed."""
+        job = self._still_failed(job_id, tenant)
+        if job is None:
+            return False
+        job.retry(by=by, at=self._clock.now())
+        try:
+            self._events.save(job)
+        except IntegrityError:
+            return False  # changing right now: someone else is acting on it
+        return True
+
+    def _still_failed(self, job_id: UUID, tenant: str) -> Job | None:
+        try:
+            job: Job = self._events.repository.get(job_id)
+        except AggregateNotFoundError:
+            return None
+        if job.tenant != tenant or job.status is not JobStatus.FAILED or job.forgotten:
+            return None
+        return job
 
     def _change(self, job_id: UUID, tenant: str, command: Callable[[Job], None]) -> Job:
         # A worker may save the same job between our load and our save: reload and decide again.

@@ -8,8 +8,9 @@ Public API
   broker and the queue-name prefix, declares the three queues (`high`, `default`, `low`) and the
   one actor `chronicle_run_job`. All else takes a `ChronicleBroker`: the prefix is given once.
 - `DramatiqJobQueue(setup)` implements the application's `JobQueue` port.
-- `start_worker(setup, queues=[...], threads=N, handler=f)` -> `RunningWorker` (`.stop(timeout)`);
-  `run_worker_forever(...)` blocks until SIGINT/SIGTERM, then stops the same way.
+- `start_worker(setup, queues=[...], threads=N, handler=f, paused=g)` -> `RunningWorker`
+  (`.stop(timeout)`); `run_worker_forever(...)` blocks until SIGINT/SIGTERM, then stops the same
+  way. `paused()`, if given, names the logical queues not to take messages from right now.
 
 Strict priority
 ---------------
@@ -24,6 +25,8 @@ consumer, registered with Dramatiq's `Worker` under a virtual queue name, servin
   job the worker has not already taken; at most `prefetch` taken lower jobs can start first.
 - RabbitMQ: `basic_get` on a connection of its own (pull, one message, no prefetch). Redis: the
   broker's own `fetch` script with a count of 1. Stub: `Queue.get_nowait`.
+- Paused queues (`paused()`, asked before each take) are not asked at all: their messages stay
+  in the broker, and a lower queue is served as if they were empty. Messages already taken run.
 - When nothing is waiting it sleeps with back-off from 1 ms to 50 ms (the idle latency bound);
   a finished job wakes it at once. Delay queues (`<queue>.DQ`) are consumed next to the real queues
   (RabbitMQ: a push consumer with Dramatiq's delay prefetch; Redis/stub: polled every <= 50 ms) and
@@ -52,7 +55,7 @@ import signal
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
@@ -356,10 +359,16 @@ class _PriorityConsumer(Consumer):
     """Serves several real queues in strict priority order, one message per free slot."""
 
     def __init__(
-        self, source: _Source, queues: Sequence[str], slots: _Slots, delay_budget: int
+        self,
+        source: _Source,
+        queues: Sequence[str],
+        slots: _Slots,
+        delay_budget: int,
+        paused: Callable[[], Collection[str]] | None = None,
     ) -> None:
         self._source = source
         self._queues = tuple(queues)
+        self._paused = paused
         self._slots = slots
         self._delay_budget = delay_budget
         self._delayed_held = 0
@@ -403,7 +412,10 @@ class _PriorityConsumer(Consumer):
 
     def _first_waiting(self) -> _Delivery | None:
         # The heart of strict priority: a lower queue is asked only once every higher one is empty.
+        skipped = self._paused() if self._paused is not None else ()
         for queue in self._queues:
+            if queue in skipped:
+                continue
             delivery = self._source.get(queue)
             if delivery is not None:
                 return delivery
@@ -699,10 +711,17 @@ class _StrictPriorityWorker(Worker):
     """A Dramatiq `Worker` with one consumer serving all its queues in priority order."""
 
     def __init__(
-        self, broker: Broker, queue_names: Sequence[str], *, threads: int, prefetch: int
+        self,
+        broker: Broker,
+        queue_names: Sequence[str],
+        *,
+        threads: int,
+        prefetch: int,
+        paused: Callable[[], Collection[str]] | None = None,
     ) -> None:
         super().__init__(broker, worker_threads=threads, worker_timeout=_WORKER_TIMEOUT_MS)
         self._queue_names = tuple(queue_names)
+        self._paused = paused
         self._slots = _Slots(threads + prefetch)
         self._delay_budget = min(threads * _DELAY_PREFETCH_PER_THREAD, _MAX_PREFETCH)
         self._virtual = "+".join(queue_names)
@@ -733,7 +752,9 @@ class _StrictPriorityWorker(Worker):
 
     def _new_consumer(self) -> Consumer:
         source = _make_source(self.broker, self._queue_names, self._delay_budget)
-        return _PriorityConsumer(source, self._queue_names, self._slots, self._delay_budget)
+        return _PriorityConsumer(
+            source, self._queue_names, self._slots, self._delay_budget, self._paused
+        )
 
 
 def _make_source(broker: Broker, queues: Sequence[str], delay_budget: int) -> _Source:
@@ -772,8 +793,13 @@ def start_worker(
     threads: int,
     handler: JobHandler,
     prefetch: int = 0,
+    paused: Callable[[], Collection[str]] | None = None,
 ) -> RunningWorker:
-    """Start a worker on `queues` (highest priority first) calling `handler(job_id)` per job."""
+    """Start a worker on `queues` (highest priority first) calling `handler(job_id)` per job.
+
+    `paused()` names the logical queues to take no message from: it is called before each take,
+    so it must be fast and must not raise (e.g. `PauseWatcher.skipped`, a cached set).
+    """
     queue_names = _queue_names(setup, queues)
     if threads < 1:
         raise ValueError(f"threads must be >= 1, not {threads}")
@@ -784,7 +810,11 @@ def start_worker(
     setup._attach(handler)  # noqa: SLF001 - the worker's own half of attach/detach
     try:
         worker = _StrictPriorityWorker(
-            setup.broker, queue_names, threads=threads, prefetch=prefetch
+            setup.broker,
+            queue_names,
+            threads=threads,
+            prefetch=prefetch,
+            paused=None if paused is None else _real_names(setup, paused),
         )
         worker.start()
     except BaseException:
@@ -802,6 +832,7 @@ def run_worker_forever(
     handler: JobHandler,
     prefetch: int = 0,
     stop_timeout: float = 30.0,
+    paused: Callable[[], Collection[str]] | None = None,
 ) -> None:
     """Run a worker until SIGINT or SIGTERM, then stop it as `RunningWorker.stop` does."""
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -822,7 +853,7 @@ def run_worker_forever(
         signal.signal(sig, on_signal)
     try:
         running = start_worker(
-            setup, queues=queues, threads=threads, handler=handler, prefetch=prefetch
+            setup, queues=queues, threads=threads, handler=handler, prefetch=prefetch, paused=paused
         )
         try:
             while not received:
@@ -834,6 +865,18 @@ def run_worker_forever(
     finally:
         for sig, previous_handler in previous.items():
             signal.signal(sig, previous_handler)
+
+
+def _real_names(
+    setup: ChronicleBroker, paused: Callable[[], Collection[str]]
+) -> Callable[[], Collection[str]]:
+    """`paused` with real queue names, as the consumer knows its queues."""
+
+    def skipped() -> Collection[str]:
+        logical = paused()
+        return {setup.prefix + queue for queue in logical} if logical else ()
+
+    return skipped
 
 
 def _queue_names(setup: ChronicleBroker, queues: Sequence[str]) -> list[str]:

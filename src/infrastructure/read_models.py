@@ -20,6 +20,8 @@ from application.projections import ProjectionStore, Tracked
 from application.views.job_timeline import TimelineEntry
 from application.views.jobs import (
     CountKey,
+    FailedJobFilter,
+    JobComment,
     JobFilter,
     JobRow,
     JobState,
@@ -42,12 +44,23 @@ TRACKING_DDL = (
 
 @dataclass(frozen=True)
 class Table:
-    """A read-model table: its logical name, columns and indexes (name suffix → columns)."""
+    """A read-model table: its logical name, columns and indexes (name suffix → columns).
+
+    `partial_indexes` (name suffix, columns, predicate) hold only the rows a query needs; a
+    query uses one only if its WHERE repeats the predicate word for word, as SQL text.
+    """
 
     name: str
     columns: str
     indexes: tuple[tuple[str, str], ...] = ()
+    partial_indexes: tuple[tuple[str, str, str], ...] = ()
 
+    def index_names(self) -> list[str]:
+        return [name for name, *_ in (*self.indexes, *self.partial_indexes)]
+
+
+#: The rows of the failed list (a literal: partial indexes are only used for the same text).
+FAILED_LISTED = "status = 'failed' AND NOT forgotten"
 
 JOBS = Table(
     "jobs",
@@ -59,8 +72,8 @@ JOBS = Table(
     available_at TIMESTAMPTZ NOT NULL, started_at TIMESTAMPTZ, finished_at TIMESTAMPTZ,
     failed_at TIMESTAMPTZ, duration_ms DOUBLE PRECISION, worker_id TEXT, last_error_type TEXT,
     last_error_message TEXT, last_error_traceback TEXT, output TEXT, result TEXT,
-    cancel_requested_by TEXT, cancelled_by TEXT, updated_at TIMESTAMPTZ NOT NULL,
-    version INTEGER NOT NULL""",
+    cancel_requested_by TEXT, cancelled_by TEXT, forgotten BOOLEAN NOT NULL,
+    updated_at TIMESTAMPTZ NOT NULL, version INTEGER NOT NULL""",
     (
         ("seq", "tenant, seq"),
         ("status", "tenant, status, seq"),
@@ -70,11 +83,29 @@ JOBS = Table(
         ("batch", "tenant, batch_id, seq"),
         ("schedule", "tenant, schedule_id, seq"),
     ),
+    # The failed list and bulk retry: only failed, not forgotten rows, so these stay small and
+    # the writes of running and succeeded jobs never touch them.
+    tuple(
+        (name, columns, FAILED_LISTED)
+        for name, columns in (
+            ("failed", "tenant, seq"),
+            ("failed_queue", "tenant, queue, seq"),
+            ("failed_command", "tenant, command, seq"),
+            ("failed_error", "tenant, last_error_type, seq"),
+            ("failed_at", "tenant, failed_at"),
+        )
+    ),
 )
 QUEUE_COUNTS = Table(
     "queue_counts",
     """tenant TEXT NOT NULL, queue TEXT NOT NULL, status TEXT NOT NULL, count BIGINT NOT NULL,
     PRIMARY KEY (tenant, queue, status)""",
+)
+JOB_COMMENTS = Table(
+    "job_comments",
+    """id TEXT PRIMARY KEY, job_id TEXT NOT NULL, author TEXT NOT NULL, text TEXT NOT NULL,
+    at TIMESTAMPTZ NOT NULL, position BIGINT NOT NULL""",
+    (("job", "job_id, position"),),
 )
 JOB_TIMELINE = Table(
     "job_timeline",
@@ -88,7 +119,7 @@ JOB_COLUMNS = (
     " max_attempts, timeout_seconds, requested_by, batch_id, schedule_id, dispatched_at,"
     " available_at, started_at, finished_at, failed_at, duration_ms, worker_id,"
     " last_error_type, last_error_message, last_error_traceback, output, result,"
-    " cancel_requested_by, cancelled_by, updated_at"
+    " cancel_requested_by, cancelled_by, forgotten, updated_at"
 )
 _UPDATABLE = frozenset(c.strip() for c in JOB_COLUMNS.split(",")) | {"version"}
 
@@ -112,6 +143,11 @@ def _create_tables(session: Session, tables: Sequence[Table], suffix: str) -> No
         session.execute(f"CREATE TABLE IF NOT EXISTS {name} ({table.columns})")
         for index, columns in table.indexes:
             session.execute(f"CREATE INDEX IF NOT EXISTS ix_{name}_{index} ON {name} ({columns})")
+        for index, columns, predicate in table.partial_indexes:
+            session.execute(
+                f"CREATE INDEX IF NOT EXISTS ix_{name}_{index} ON {name} ({columns})"
+                f" WHERE {predicate}"
+            )
 
 
 def _tracking_position(session: Session, name: str, *, lock: bool) -> int:
@@ -226,7 +262,7 @@ class SqlProjectionStore(Generic[W]):
             for table in self._tables:
                 s.execute(f"DROP TABLE IF EXISTS {table.name}")
                 if s.dialect == "sqlite":
-                    for index, _ in table.indexes:
+                    for index in table.index_names():
                         s.execute(f"DROP INDEX IF EXISTS ix_{table.name}{SHADOW}_{index}")
                 s.execute(f"ALTER TABLE {table.name}{SHADOW} RENAME TO {table.name}")
                 if s.dialect == "postgres":
@@ -261,6 +297,7 @@ class SqlJobsWriter:
         self._s = session
         self._jobs = table("jobs")
         self._counts = table("queue_counts")
+        self._comments = table("job_comments")
 
     def job_state(self, job_id: UUID) -> JobState | None:
         row = self._s.fetchone(
@@ -291,6 +328,20 @@ class SqlJobsWriter:
             f" ON CONFLICT (tenant, queue, status)"
             f" DO UPDATE SET count = {self._counts}.count + excluded.count",
             [(*key, delta) for key, delta in sorted(deltas.items())],
+        )
+
+    def insert_comment(self, row: dict[str, Any]) -> None:
+        self._s.execute(
+            f"INSERT INTO {self._comments} (id, job_id, author, text, at, position)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                str(row["id"]),
+                str(row["job_id"]),
+                row["author"],
+                row["text"],
+                row["at"],
+                row["position"],
+            ),
         )
 
 
@@ -356,7 +407,7 @@ class TrackingOnlyStore(Generic[W]):
 
 
 def jobs_store(db: Database) -> SqlProjectionStore[SqlJobsWriter]:
-    return SqlProjectionStore(db, "jobs", [JOBS, QUEUE_COUNTS], SqlJobsWriter)
+    return SqlProjectionStore(db, "jobs", [JOBS, QUEUE_COUNTS, JOB_COMMENTS], SqlJobsWriter)
 
 
 def timeline_store(db: Database) -> SqlProjectionStore[SqlTimelineWriter]:
@@ -371,6 +422,7 @@ def _row_to_job(row: dict[str, Any]) -> JobRow:
             "arguments": json.loads(row["arguments"]),
             "options": json.loads(row["options"]),
             "result": json.loads(row["result"]) if row["result"] is not None else None,
+            "forgotten": bool(row["forgotten"]),  # SQLite gives 0 or 1
         }
     )
 
@@ -428,6 +480,64 @@ class SqlJobsQueries:
         items = [_row_to_job(row) for row in rows[:limit]]
         next_cursor = encode_cursor(items[-1].seq) if len(rows) > limit and items else None
         return Page(items=items, next_cursor=next_cursor)
+
+    @staticmethod
+    def _failed_where(flt: FailedJobFilter) -> tuple[builtins.list[str], builtins.list[Any]]:
+        where = ["tenant = ?", FAILED_LISTED]
+        params: builtins.list[Any] = [flt.tenant]
+        for column, value in (
+            ("queue", flt.queue),
+            ("command", flt.command),
+            ("last_error_type", flt.error_type),
+        ):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if flt.failed_from is not None:
+            where.append("failed_at >= ?")
+            params.append(flt.failed_from)
+        if flt.failed_to is not None:
+            where.append("failed_at < ?")
+            params.append(flt.failed_to)
+        return where, params
+
+    def failed(self, flt: FailedJobFilter, *, limit: int, cursor: str | None) -> Page:
+        where, params = self._failed_where(flt)
+        if cursor is not None:
+            where.append("seq < ?")
+            params.append(decode_cursor(cursor))
+        sql = (
+            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?"
+        )
+        with self._db.read() as s:
+            rows = s.fetchall(sql, [*params, limit + 1])
+        items = [_row_to_job(row) for row in rows[:limit]]
+        next_cursor = encode_cursor(items[-1].seq) if len(rows) > limit and items else None
+        return Page(items=items, next_cursor=next_cursor)
+
+    def failed_ids(
+        self, flt: FailedJobFilter, *, after_seq: int, limit: int
+    ) -> builtins.list[tuple[int, UUID]]:
+        where, params = self._failed_where(flt)
+        where.append("seq > ?")
+        sql = f"SELECT seq, id FROM jobs WHERE {' AND '.join(where)} ORDER BY seq LIMIT ?"
+        with self._db.read() as s:
+            rows = s.fetchall(sql, [*params, after_seq, limit])
+        return [(int(row["seq"]), UUID(row["id"])) for row in rows]
+
+    def count_failed(self, flt: FailedJobFilter) -> int:
+        where, params = self._failed_where(flt)
+        with self._db.read() as s:
+            row = s.fetchone(f"SELECT COUNT(*) AS n FROM jobs WHERE {' AND '.join(where)}", params)
+        return int(row["n"]) if row else 0
+
+    def comments(self, job_id: UUID) -> builtins.list[JobComment]:
+        with self._db.read() as s:
+            rows = s.fetchall(
+                "SELECT id, author, text, at FROM job_comments WHERE job_id = ? ORDER BY position",
+                (str(job_id),),
+            )
+        return [JobComment(UUID(r["id"]), r["author"], r["text"], r["at"]) for r in rows]
 
     def queue_stats(self, tenant: str, now: datetime) -> QueueStats:
         with self._db.read() as s:

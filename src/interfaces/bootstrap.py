@@ -6,11 +6,13 @@ import importlib
 import os
 import socket
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 
+from application.batches import BatchProcess, BatchService
 from application.builtin_commands import register_builtins
 from application.commands import CommandRegistry, default_registry
 from application.event_log import ChronicleEvents
@@ -20,11 +22,17 @@ from application.jobs import JobService
 from application.outbox import OutboxRelay
 from application.ports import Clock, CronCalculator, JobQueue, SystemClock
 from application.projections import ProjectionRunner
+from application.queue_control import PauseWatcher, QueueControlService
 from application.scheduler import Scheduler
 from application.schedules import ScheduleService
+from application.views.batches import BatchesProjection
 from application.views.job_timeline import JobTimelineProjection
 from application.views.jobs import JobsProjection
+from application.views.queue_metrics import QueueMetricsProjection
+from application.views.queue_pauses import QueuePausesProjection
 from application.views.schedules import ScheduleRunsProjection, SchedulesProjection
+from domain.job import QUEUES
+from infrastructure.batch_read_models import SqlBatchQueries, batch_process_store, batches_store
 from infrastructure.cron import CroniterCalculator
 from infrastructure.event_store import (
     StoreEventLog,
@@ -33,6 +41,8 @@ from infrastructure.event_store import (
     setup_lock,
     sqlite_env,
 )
+from infrastructure.queue_metrics import SqlQueueMetrics, queue_metrics_store
+from infrastructure.queue_pauses import SqlQueuePauses, queue_pauses_store
 from infrastructure.read_models import (
     SqlJobsQueries,
     SqlProjectionStore,
@@ -48,7 +58,15 @@ from infrastructure.sql import Database, PostgresDatabase, SqliteDatabase
 from infrastructure.time_limit import ThreadTimeLimiter
 
 #: Read-model projections that `chronicle projections rebuild` can rebuild.
-PROJECTIONS = ("jobs", "job_timeline", "schedules", "schedule_runs")
+PROJECTIONS = (
+    "jobs",
+    "job_timeline",
+    "schedules",
+    "schedule_runs",
+    "queue_pauses",
+    "queue_metrics",
+    "batches",
+)
 
 
 def load_command_modules(registry: CommandRegistry, modules: tuple[str, ...]) -> None:
@@ -79,14 +97,28 @@ class Chronicle:
     schedules: ScheduleService
     schedule_queries: SqlScheduleQueries
     cron: CronCalculator
+    queue_control: QueueControlService
+    queue_pauses: SqlQueuePauses
+    queue_metrics: SqlQueueMetrics
+    batches: BatchService
+    batch_queries: SqlBatchQueries
     runners: dict[str, ProjectionRunner[Any]] = field(default_factory=dict)
     queue: JobQueue | None = None
 
     def projection_runners(self) -> list[ProjectionRunner[Any]]:
         return [self.runners[name] for name in PROJECTIONS]
 
-    def executor(self, queue: JobQueue, worker_id: str | None = None) -> JobExecutor:
-        """A job executor for this process; start `heartbeat()` with the same worker id."""
+    def executor(
+        self,
+        queue: JobQueue,
+        worker_id: str | None = None,
+        *,
+        paused: Callable[[str, str], bool] | None = None,
+    ) -> JobExecutor:
+        """A job executor for this process; start `heartbeat()` with the same worker id.
+
+        `paused(tenant, queue)` (a `PauseWatcher.is_paused`) defers jobs of paused queues.
+        """
         return JobExecutor(
             self.events,
             self.registry,
@@ -96,6 +128,7 @@ class Chronicle:
             worker_id=worker_id or self.worker_id,
             save=GroupCommitter(self.events).save,
             heartbeats=SqlWorkerHeartbeats(self.db),
+            paused=paused,
         )
 
     @property
@@ -107,6 +140,10 @@ class Chronicle:
         return Heartbeat(
             SqlWorkerHeartbeats(self.db), self.clock, worker_id or self.worker_id, interval
         )
+
+    def pause_watcher(self, interval: float = 0.5) -> PauseWatcher:
+        """The queue pauses as a worker sees them, re-read every `interval` s until stopped."""
+        return PauseWatcher(self.queue_pauses, QUEUES, interval=interval).start()
 
     def add_outbox(self, queue: JobQueue) -> ProjectionRunner[JobQueue]:
         """The relay that turns committed dispatches into broker messages."""
@@ -148,6 +185,12 @@ def _create_read_models(db: Database) -> list[SqlProjectionStore[Any]]:
     ]
     for store in stores:
         store.create()
+    # The queue read models get their runners apart from the list above (see bootstrap).
+    queue_pauses_store(db).create()
+    queue_metrics_store(db).create()
+    # Batches too; the batch process keeps its own state (it is not a read model).
+    batches_store(db).create()
+    batch_process_store(db).create()
     return stores
 
 
@@ -178,8 +221,13 @@ def bootstrap(
         log = StoreEventLog(events, listen_url=url, channel=channel)
     batch = settings.projection_batch_size
     cron = CroniterCalculator()
+    queries = SqlJobsQueries(db)
     jobs = JobService(
-        events, registry, clock, default_backoff_seconds=settings.default_backoff_seconds
+        events,
+        registry,
+        clock,
+        default_backoff_seconds=settings.default_backoff_seconds,
+        failed_jobs=queries,
     )
     chronicle = Chronicle(
         settings=settings,
@@ -189,10 +237,15 @@ def bootstrap(
         registry=registry,
         clock=clock,
         jobs=jobs,
-        queries=SqlJobsQueries(db),
+        queries=queries,
         schedules=ScheduleService(events, registry, jobs, cron, clock),
         schedule_queries=SqlScheduleQueries(db),
         cron=cron,
+        queue_control=QueueControlService(events, clock),
+        queue_pauses=SqlQueuePauses(db),
+        queue_metrics=SqlQueueMetrics(db),
+        batches=BatchService(events, jobs, clock, SqlBatchQueries(db)),
+        batch_queries=SqlBatchQueries(db),
     )
     projections: list[Any] = [
         JobsProjection(),
@@ -204,6 +257,23 @@ def bootstrap(
         chronicle.runners[projection.name] = ProjectionRunner(
             projection, store, log, batch_size=batch
         )
+    chronicle.runners["queue_pauses"] = ProjectionRunner(
+        QueuePausesProjection(), queue_pauses_store(db), log, batch_size=batch
+    )
+    chronicle.runners["queue_metrics"] = ProjectionRunner(
+        QueueMetricsProjection(), queue_metrics_store(db), log, batch_size=batch
+    )
+    chronicle.runners["batches"] = ProjectionRunner(
+        BatchesProjection(), batches_store(db), log, batch_size=batch
+    )
+    # The batch process manager: it follows the log like a projection, on its own tracking
+    # row, and dispatches batch callbacks; RunnerThreads runs it with the others.
+    chronicle.runners["batch_process"] = ProjectionRunner(
+        BatchProcess(events, jobs, clock, backoff_seconds=settings.default_backoff_seconds),
+        batch_process_store(db),
+        log,
+        batch_size=batch,
+    )
     return chronicle
 
 

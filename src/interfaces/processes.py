@@ -13,6 +13,7 @@ import click
 import structlog
 import uvicorn
 
+from application.queue_control import PauseWatcher
 from infrastructure.broker import (
     ChronicleBroker,
     DramatiqJobQueue,
@@ -94,8 +95,10 @@ def run_projector(settings: Settings) -> None:
         chronicle.close()
 
 
-def _handler(chronicle: Chronicle, queue: DramatiqJobQueue) -> Callable[[str], None]:
-    executor = chronicle.executor(queue)
+def _handler(
+    chronicle: Chronicle, queue: DramatiqJobQueue, pauses: PauseWatcher
+) -> Callable[[str], None]:
+    executor = chronicle.executor(queue, paused=pauses.is_paused)
 
     def handle(job_id: str) -> None:
         executor.process(UUID(job_id))
@@ -123,14 +126,17 @@ def _worker_main(settings: Settings, queues: Sequence[str]) -> None:
     setup = _broker(settings)
     queue = DramatiqJobQueue(setup)
     heartbeat = chronicle.heartbeat()
+    pauses = chronicle.pause_watcher()
     try:
         run_worker_forever(
             setup,
             queues=queues,
             threads=settings.worker_threads,
-            handler=_handler(chronicle, queue),
+            handler=_handler(chronicle, queue, pauses),
+            paused=pauses.skipped,
         )
     finally:
+        pauses.stop()
         heartbeat.stop()
         queue.close()
         setup.close()
@@ -181,11 +187,13 @@ def run_all_in_one(settings: Settings) -> None:
     )
     scheduler.start()
     heartbeat = chronicle.heartbeat()
+    pauses = chronicle.pause_watcher()
     worker = start_worker(
         setup,
         queues=["high", "default", "low"],
         threads=settings.worker_threads,
-        handler=_handler(chronicle, queue),
+        handler=_handler(chronicle, queue, pauses),
+        paused=pauses.skipped,
     )
     where = (
         f"embedded store in {settings.data_dir}"
@@ -198,6 +206,7 @@ def run_all_in_one(settings: Settings) -> None:
         _serve(chronicle, checks, settings)
     finally:
         worker.stop(10)
+        pauses.stop()
         heartbeat.stop()
         scheduler_stop.set()
         scheduler.join(10)

@@ -168,7 +168,8 @@ def test_full_flow_dispatch_run_project_inspect(
 
     stats = client.get("/api/queues").json()
     assert set(stats["queues"]) == {"high", "default", "low"}
-    assert stats["queues"]["default"] == {
+    counted = ("waiting", "delayed", "running", "succeeded", "failed", "cancelled")
+    assert {key: stats["queues"]["default"][key] for key in counted} == {
         "waiting": 0,
         "delayed": 0,
         "running": 0,
@@ -576,7 +577,15 @@ def test_openapi_has_operation_ids_and_the_docs_page_is_offline(client: TestClie
         ("GET", "/api/jobs/{job_id}"): "getJob",
         ("POST", "/api/jobs/{job_id}/retry"): "retryJob",
         ("POST", "/api/jobs/{job_id}/cancel"): "cancelJob",
+        ("POST", "/api/jobs/failed/retry"): "retryFailedJobs",
+        ("DELETE", "/api/jobs/failed/{job_id}"): "forgetFailedJob",
+        ("GET", "/api/jobs/{job_id}/comments"): "listJobComments",
+        ("POST", "/api/jobs/{job_id}/comments"): "addJobComment",
         ("GET", "/api/queues"): "getQueueStats",
+        ("POST", "/api/queues/pause"): "pauseAllQueues",
+        ("POST", "/api/queues/resume"): "resumeAllQueues",
+        ("POST", "/api/queues/{queue}/pause"): "pauseQueue",
+        ("POST", "/api/queues/{queue}/resume"): "resumeQueue",
         ("GET", "/api/commands"): "listCommands",
         ("GET", "/health"): "getHealth",
         ("GET", "/ready"): "getReadiness",
@@ -593,6 +602,12 @@ def test_openapi_has_operation_ids_and_the_docs_page_is_offline(client: TestClie
         ("GET", "/api/schedules/{schedule_id}/runs"): "listScheduleRuns",
         ("GET", "/api/frequencies"): "listFrequencyHelpers",
         ("POST", "/api/frequencies/preview"): "previewFrequency",
+        ("POST", "/api/batches"): "createBatch",
+        ("GET", "/api/batches"): "listBatches",
+        ("GET", "/api/batches/{batch_id}"): "getBatch",
+        ("POST", "/api/batches/{batch_id}/jobs"): "addBatchJobs",
+        ("POST", "/api/batches/{batch_id}/cancel"): "cancelBatch",
+        ("POST", "/api/batches/{batch_id}/retry-failed"): "retryBatchFailedJobs",
     }
     for op in operations.values():
         assert op["summary"]

@@ -27,6 +27,8 @@ def _actor(event: Any) -> str | None:
         return event.requested_by
     if isinstance(event, Job.Started):
         return event.worker_id
+    if isinstance(event, Job.CommentAdded):
+        return event.author
     by = getattr(event, "by", None)
     return str(by) if by is not None else None
 

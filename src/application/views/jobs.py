@@ -1,7 +1,8 @@
-"""The jobs read model (list, detail, waiting, failed) and per-queue counts, from Job events."""
+"""The jobs read model (list, detail, waiting, failed, comments) and per-queue counts."""
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections import Counter
 from collections.abc import Sequence
@@ -11,7 +12,8 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from application.event_log import LoggedEvent, topic
-from domain.job import QUEUES, Job, JobStatus
+from domain.job import QUEUES, Job, JobStatus, validate_queue
+from domain.shared import ValidationError, require_utc
 
 # Counted per (tenant, queue, status): the projection is the only writer of these rows, so
 # the counts cannot drift the way counters bumped by many workers do.
@@ -32,6 +34,7 @@ class JobsWriter(Protocol):
     def insert_job(self, row: dict[str, Any]) -> None: ...
     def update_job(self, job_id: UUID, changes: dict[str, Any]) -> None: ...
     def add_counts(self, deltas: dict[CountKey, int]) -> None: ...
+    def insert_comment(self, row: dict[str, Any]) -> None: ...
 
 
 JOB_EVENTS = (
@@ -44,6 +47,8 @@ JOB_EVENTS = (
     Job.CancellationRequested,
     Job.Cancelled,
     Job.Retried,
+    Job.Forgotten,
+    Job.CommentAdded,
 )
 
 
@@ -94,6 +99,7 @@ class JobsProjection:
                         "schedule_id": event.schedule_id,
                         "dispatched_at": event.at,
                         "available_at": available,
+                        "forgotten": False,
                         **common,
                     }
                 )
@@ -154,8 +160,22 @@ class JobsProjection:
                 move(
                     job_id,
                     JobStatus.WAITING,
-                    {"available_at": event.at, "finished_at": None, **common},
+                    {"available_at": event.at, "finished_at": None, "forgotten": False, **common},
                 )
+            elif isinstance(event, Job.Forgotten):
+                writer.update_job(job_id, {"forgotten": True, **common})
+            elif isinstance(event, Job.CommentAdded):
+                writer.insert_comment(
+                    {
+                        "id": event.comment_id,
+                        "job_id": job_id,
+                        "author": event.author,
+                        "text": event.text,
+                        "at": event.at,
+                        "position": logged.position,
+                    }
+                )
+                writer.update_job(job_id, common)
         writer.add_counts({key: delta for key, delta in deltas.items() if delta})
 
 
@@ -192,6 +212,7 @@ class JobRow:
     result: Any
     cancel_requested_by: str | None
     cancelled_by: str | None
+    forgotten: bool
     updated_at: datetime
 
     def is_delayed(self, now: datetime) -> bool:
@@ -208,6 +229,48 @@ class JobFilter:
     command: str | None = None
     batch_id: str | None = None
     schedule_id: str | None = None
+
+
+@dataclass(frozen=True)
+class FailedJobFilter:
+    """Filters of the failed list and of bulk retry: `failed_from <= failed_at < failed_to`."""
+
+    tenant: str
+    queue: str | None = None
+    command: str | None = None
+    error_type: str | None = None
+    failed_from: datetime | None = None
+    failed_to: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.queue is not None:
+            validate_queue(self.queue)
+        for name in ("failed_from", "failed_to"):
+            moment = getattr(self, name)
+            if moment is not None:
+                object.__setattr__(self, name, require_utc(moment, name))
+        if self.failed_from and self.failed_to and self.failed_from >= self.failed_to:
+            raise ValidationError("failed_from must be before failed_to", field="failed_from")
+
+
+@dataclass(frozen=True)
+class JobComment:
+    """A note an operator left on a job."""
+
+    id: UUID
+    author: str
+    text: str
+    at: datetime
+
+
+class FailedJobIds(Protocol):
+    """Failed jobs (not forgotten) matching a filter, walked in pages by `seq`."""
+
+    def failed_ids(
+        self, flt: FailedJobFilter, *, after_seq: int, limit: int
+    ) -> list[tuple[int, UUID]]:
+        """Up to `limit` `(seq, id)` pairs with `seq > after_seq`, lowest `seq` first."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -242,6 +305,12 @@ class JobsQueries(Protocol):
 
     def get(self, tenant: str, job_id: UUID) -> JobRow | None: ...
     def list(self, flt: JobFilter, *, limit: int, cursor: str | None, now: datetime) -> Page: ...
+    def failed(self, flt: FailedJobFilter, *, limit: int, cursor: str | None) -> Page:
+        """Failed jobs that are not forgotten, newest first."""
+        ...
+
+    def count_failed(self, flt: FailedJobFilter) -> int: ...
+    def comments(self, job_id: UUID) -> builtins.list[JobComment]: ...
     def queue_stats(self, tenant: str, now: datetime) -> QueueStats: ...
 
 

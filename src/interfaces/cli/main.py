@@ -9,23 +9,22 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeVar
-from uuid import UUID
 
 import click
 
 from application.jobs import DispatchRequest
-from application.views.jobs import JobFilter, JobRow
-from domain.job import QUEUES, JobStatus
+from domain.job import QUEUES
 from domain.shared import DomainError
 from infrastructure.logging import configure_logging
 from infrastructure.settings import Settings, SettingsError, load_settings
 from interfaces import processes
 from interfaces.bootstrap import PROJECTIONS, Chronicle, bootstrap
+from interfaces.cli.batches import batches
+from interfaces.cli.jobs import jobs
+from interfaces.cli.queues import queues
 from interfaces.cli.schedules import schedules
 
 F = TypeVar("F", bound=Callable[..., Any])
-
-STATUS_CHOICES = [s.value for s in JobStatus] + ["delayed", "ready"]
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -156,7 +155,7 @@ def projections_status(as_json: bool) -> None:
                 "head": head,
                 "lag": head - tracking.get(name, 0),
             }
-            for name in (*PROJECTIONS, "outbox")
+            for name in (*PROJECTIONS, "batch_process", "outbox")
         ]
     if as_json:
         click.echo(json.dumps(rows))
@@ -227,81 +226,14 @@ def list_commands() -> None:
             click.echo(f"{signature.usage():<60} {signature.description}")
 
 
-@cli.group()
-def jobs() -> None:
-    """Inspect jobs."""
-
-
 def _fmt_time(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
 
 
-@jobs.command("list")
-@click.option("--status", type=click.Choice(STATUS_CHOICES))
-@click.option("--queue", type=click.Choice(QUEUES))
-@click.option("--command")
-@click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
-@click.option("--cursor")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
-def jobs_list(
-    status: str | None,
-    queue: str | None,
-    command: str | None,
-    limit: int,
-    cursor: str | None,
-    as_json: bool,
-) -> None:
-    """List jobs, newest first."""
-    with _chronicle(_settings()) as app:
-        _catch_up_if_embedded(app)
-        page = app.queries.list(
-            JobFilter(tenant="default", status=status, queue=queue, command=command),
-            limit=limit,
-            cursor=cursor,
-            now=app.clock.now(),
-        )
-    if as_json:
-        for row in page.items:
-            click.echo(json.dumps(_row_dict(row), default=str))
-    else:
-        click.echo(f"{'id':<38}{'status':<11}{'queue':<9}{'att':>4}  {'dispatched':<20}command")
-        for row in page.items:
-            click.echo(
-                f"{row.id!s:<38}{row.status:<11}{row.queue:<9}{row.attempts:>4}  "
-                f"{_fmt_time(row.dispatched_at):<20}{row.command_line}"
-            )
-    if page.next_cursor:
-        click.echo(f"more: --cursor {page.next_cursor}", err=True)
-
-
-def _row_dict(row: JobRow) -> dict[str, Any]:
-    return {key: getattr(row, key) for key in row.__dataclass_fields__}
-
-
-@jobs.command("show")
-@click.argument("job_id", type=click.UUID)
-def jobs_show(job_id: UUID) -> None:
-    """Show one job with its timeline."""
-    with _chronicle(_settings()) as app:
-        _catch_up_if_embedded(app)
-        row = app.queries.get("default", job_id)
-        if row is None:
-            raise click.ClickException(f"job {job_id} not found (or not projected yet)")
-        timeline = app.queries.timeline(job_id)
-    for key, value in _row_dict(row).items():
-        if value not in (None, "") and key not in {"last_error_traceback", "output"}:
-            click.echo(f"{key:>22}: {value}")
-    if row.output:
-        click.echo("\noutput:\n" + row.output.rstrip())
-    if row.last_error_traceback:
-        click.echo("\nlast error:\n" + row.last_error_traceback.rstrip())
-    click.echo("\ntimeline:")
-    for entry in timeline:
-        who = f" by {entry.actor}" if entry.actor else ""
-        click.echo(f"  {_fmt_time(entry.at)}  #{entry.position:<8} {entry.event}{who}")
-
-
+cli.add_command(jobs)
 cli.add_command(schedules)
+cli.add_command(queues)
+cli.add_command(batches)
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Tag
 
 from interfaces.bootstrap import Chronicle
+from interfaces.http.batches import BatchController
 from interfaces.http.commands import CommandController
 from interfaces.http.dependencies import TENANT_HEADER, USER_HEADER, provide_caller
 from interfaces.http.docs import OfflineDocsPlugin
@@ -48,11 +49,15 @@ def openapi_config() -> OpenAPIConfig:
         render_plugins=[OfflineDocsPlugin(), JsonRenderPlugin()],
         tags=[
             Tag(name="jobs", description="Dispatch, list, inspect, retry and cancel jobs."),
-            Tag(name="queues", description="Job counts per queue."),
+            Tag(name="queues", description="Job counts, activity, pause and resume per queue."),
             Tag(name="commands", description="Commands a job may run."),
             Tag(
                 name="schedules",
                 description="Create, edit, pause, resume, run and comment on schedules.",
+            ),
+            Tag(
+                name="batches",
+                description="Jobs that succeed or fail together, with then/catch/finally.",
             ),
             Tag(name="frequencies", description="Frequency helpers and previews of next runs."),
             Tag(name="health", description="Liveness and readiness probes."),
@@ -83,6 +88,7 @@ def create_app(
             QueueController,
             CommandController,
             ScheduleController,
+            BatchController,
             FrequencyController,
             HealthController,
         ],

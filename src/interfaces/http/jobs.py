@@ -1,4 +1,4 @@
-"""`/api/jobs`: dispatch, list, inspect, retry and cancel jobs."""
+"""`/api/jobs`: dispatch, list, inspect, retry, cancel, forget and comment on jobs."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter, QueryParameter
@@ -17,14 +17,24 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from application.event_log import LoggedEvent
 from application.jobs import DispatchRequest
 from application.views.job_timeline import JobTimelineProjection, TimelineEntry
-from application.views.jobs import JobFilter, JobRow, JobsProjection, JobState
+from application.views.jobs import (
+    FailedJobFilter,
+    JobComment,
+    JobFilter,
+    JobRow,
+    JobsProjection,
+    JobState,
+)
 from domain.job import QUEUES, JobStatus
 from domain.shared import NotFoundError, ValidationError
 from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import Caller
 from interfaces.http.errors import error_responses
 from interfaces.http.schemas import (
+    AddComment,
+    BulkRetryResult,
     CancelJob,
+    CommentView,
     DispatchedJob,
     DispatchJob,
     FailedJobPage,
@@ -33,7 +43,9 @@ from interfaces.http.schemas import (
     JobItem,
     JobLinks,
     JobPage,
+    RetryFailedJobs,
     WaitingJobs,
+    comment_view,
     failed_job,
     job_detail,
     job_item,
@@ -50,6 +62,20 @@ Cursor = Annotated[str | None, QueryParameter(description="`next_cursor` of the 
 QueueName = Annotated[str | None, QueryParameter(description="high, default or low.")]
 CommandName = Annotated[str | None, QueryParameter(description="Registered command name.")]
 JobId = Annotated[str, PathParameter(description="The job's id (a UUID).")]
+ErrorType = Annotated[
+    str | None,
+    QueryParameter(description="Exception class of the last failure, e.g. `RuntimeError`."),
+]
+_MOMENT = (
+    "ISO-8601 with a UTC offset, e.g. `2026-01-05T12:00:00Z` (in a query string a `+` offset "
+    "must be written `%2B`)."
+)
+FailedFrom = Annotated[
+    str | None, QueryParameter(description=f"Last attempt failed at or after this. {_MOMENT}")
+]
+FailedTo = Annotated[
+    str | None, QueryParameter(description=f"Last attempt failed before this. {_MOMENT}")
+]
 
 
 def _choice(value: str | None, allowed: tuple[str, ...], field: str) -> str | None:
@@ -58,6 +84,19 @@ def _choice(value: str | None, allowed: tuple[str, ...], field: str) -> str | No
             f"unknown {field} {value[:100]!r}: choose one of {', '.join(allowed)}", field=field
         )
     return value
+
+
+def parse_moment(raw: str | None, field: str) -> datetime | None:
+    """A query-string time; its offset is checked by `FailedJobFilter`."""
+    if raw is None:
+        return None
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError:
+        # A `+01:00` offset arrives as ` 01:00` when the client did not encode the `+`.
+        raise ValidationError(
+            f"{field} {raw[:100]!r} is not an ISO-8601 time: {_MOMENT}", field=field
+        ) from None
 
 
 def parse_job_id(raw: str) -> UUID:
@@ -74,6 +113,7 @@ class _OneJobRow:
 
     def __init__(self) -> None:
         self.row: dict[str, Any] | None = None
+        self.comments: list[JobComment] = []
 
     def job_state(self, job_id: UUID) -> JobState | None:  # noqa: ARG002 - one job only
         row = self.row
@@ -88,6 +128,9 @@ class _OneJobRow:
 
     def add_counts(self, deltas: dict[tuple[str, str, str], int]) -> None:
         """Counts are the read model's business, not this one job's."""
+
+    def insert_comment(self, row: dict[str, Any]) -> None:
+        self.comments.append(JobComment(row["id"], row["author"], row["text"], row["at"]))
 
 
 def _as_stored(value: Any) -> Any:
@@ -137,6 +180,36 @@ def job_from_event_store(
         "result": json.loads(row["result"]) if row["result"] is not None else None,
     }
     return JobRow(**decoded), timeline_writer.entries
+
+
+def job_comments(chronicle: Chronicle, job_id: UUID, tenant: str) -> list[JobComment]:
+    """A job's comments, oldest first, from its own events: current right after a POST."""
+    # Read like `schedule_state` reads a schedule's comments: a job's stream is short, and
+    # the answer never lags behind the projector.
+    events = [LoggedEvent(0, event) for event in chronicle.events.events.get(job_id)]
+    writer = _OneJobRow()
+    JobsProjection().process(events, writer)
+    if writer.row is None or writer.row["tenant"] != tenant:
+        raise NotFoundError(f"job {job_id} not found")
+    return writer.comments
+
+
+def failed_filter(  # noqa: PLR0917 - the filters of the failed list, as given
+    tenant: str,
+    queue: str | None,
+    command: str | None,
+    error_type: str | None,
+    failed_from: datetime | None,
+    failed_to: datetime | None,
+) -> FailedJobFilter:
+    return FailedJobFilter(
+        tenant=tenant,
+        queue=_choice(queue, QUEUES, "queue"),
+        command=command,
+        error_type=error_type,
+        failed_from=failed_from,
+        failed_to=failed_to,
+    )
 
 
 class JobController(Controller):
@@ -270,7 +343,11 @@ class JobController(Controller):
         "/failed",
         operation_id="listFailedJobs",
         summary="Failed jobs",
-        description="Jobs whose attempts are used up, with their last error and traceback.",
+        description=(
+            "Jobs whose attempts are used up and that nobody forgot, newest first, with their "
+            "last error, traceback and the time of the last attempt (`failed_at`). Filters "
+            "combine; the time range is `failed_from <= failed_at < failed_to`."
+        ),
         sync_to_thread=True,
         responses=error_responses(400, 422),
     )
@@ -281,19 +358,79 @@ class JobController(Controller):
         caller: NamedDependency[Caller],
         queue: QueueName = None,
         command: CommandName = None,
+        error_type: ErrorType = None,
+        failed_from: FailedFrom = None,
+        failed_to: FailedTo = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> FailedJobPage:
-        flt = JobFilter(
-            tenant=caller.tenant,
-            status=JobStatus.FAILED.value,
-            queue=_choice(queue, QUEUES, "queue"),
-            command=command,
+        flt = failed_filter(
+            caller.tenant,
+            queue,
+            command,
+            error_type,
+            parse_moment(failed_from, "failed_from"),
+            parse_moment(failed_to, "failed_to"),
         )
-        page = chronicle.queries.list(flt, limit=limit, cursor=cursor, now=chronicle.clock.now())
+        page = chronicle.queries.failed(flt, limit=limit, cursor=cursor)
         return FailedJobPage(
             items=[failed_job(row) for row in page.items], next_cursor=page.next_cursor
         )
+
+    @post(
+        "/failed/retry",
+        operation_id="retryFailedJobs",
+        summary="Retry failed jobs in bulk",
+        description=(
+            "Retries every failed job matching the filters (none: all of them), a page at a "
+            "time, so memory stays flat however many match. Jobs that stopped being failed "
+            "before their turn came are counted as `skipped`. Reads the failed list, so a job "
+            "that failed a moment ago may not be included yet."
+        ),
+        status_code=200,
+        sync_to_thread=True,
+        responses=error_responses(400, 422),
+    )
+    def retry_failed(
+        self,
+        *,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+        data: JSONBody[RetryFailedJobs | None] = None,
+    ) -> BulkRetryResult:
+        body = data or RetryFailedJobs()
+        flt = failed_filter(
+            caller.tenant,
+            body.queue,
+            body.command,
+            body.error_type,
+            body.failed_from,
+            body.failed_to,
+        )
+        outcome = chronicle.jobs.retry_failed(flt, by=caller.user)
+        return BulkRetryResult(retried=outcome.retried, skipped=outcome.skipped)
+
+    @delete(
+        "/failed/{job_id:str}",
+        operation_id="forgetFailedJob",
+        summary="Forget a failed job",
+        description=(
+            "Takes a failed job off the failed list; it stays in `GET /api/jobs` with "
+            "`forgotten: true`, and its timeline says who forgot it. Any other state, or a "
+            "job already forgotten, is a 409."
+        ),
+        status_code=204,
+        sync_to_thread=True,
+        responses=error_responses(400, 404, 409, 422),
+    )
+    def forget(
+        self,
+        *,
+        job_id: JobId,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+    ) -> None:
+        chronicle.jobs.forget(parse_job_id(job_id), tenant=caller.tenant, by=caller.user)
 
     @get(
         "/{job_id:str}",
@@ -340,6 +477,46 @@ class JobController(Controller):
     ) -> JobAction:
         job = chronicle.jobs.retry(parse_job_id(job_id), tenant=caller.tenant, by=caller.user)
         return JobAction(id=job.id, status=job.status.value, links=JobLinks(self=job_path(job.id)))
+
+    @get(
+        "/{job_id:str}/comments",
+        operation_id="listJobComments",
+        summary="Comments on a job",
+        description="Oldest first.",
+        sync_to_thread=True,
+        responses=error_responses(400, 404, 422),
+    )
+    def comments(
+        self,
+        *,
+        job_id: JobId,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+    ) -> list[CommentView]:
+        comments = job_comments(chronicle, parse_job_id(job_id), caller.tenant)
+        return [comment_view(comment) for comment in comments]
+
+    @post(
+        "/{job_id:str}/comments",
+        operation_id="addJobComment",
+        summary="Comment on a job",
+        description="Adds a note signed by the caller (`X-Chronicle-User`).",
+        status_code=201,
+        sync_to_thread=True,
+        responses=error_responses(400, 404, 422),
+    )
+    def add_comment(
+        self,
+        *,
+        job_id: JobId,
+        data: JSONBody[AddComment],
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+    ) -> CommentView:
+        comment = chronicle.jobs.comment(
+            parse_job_id(job_id), tenant=caller.tenant, author=caller.user, text=data.text
+        )
+        return comment_view(comment)
 
     @post(
         "/{job_id:str}/cancel",

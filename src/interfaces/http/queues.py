@@ -1,14 +1,42 @@
-"""`/api/queues`: per-queue job counts (the seed's getQueueStats)."""
+"""`/api/queues`: per-queue counts and activity (the seed's getQueueStats), pause and resume."""
 
 from __future__ import annotations
 
-from litestar import Controller, get
-from litestar.di import NamedDependency
+from typing import Annotated
 
+from litestar import Controller, get, post
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, PathParameter
+
+from domain.queue_control import QueueControl
 from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import Caller
 from interfaces.http.errors import error_responses
-from interfaces.http.schemas import QueuesView, queues_view
+from interfaces.http.schemas import (
+    PauseQueue,
+    PauseView,
+    QueueControlView,
+    QueueOverview,
+    queue_overview,
+    utc,
+)
+
+QueueName = Annotated[str, PathParameter(description="high, default or low.")]
+
+_PAUSE_EFFECT = (
+    "Workers take no new job from it within about a second (jobs already taken finish); its "
+    "jobs stay waiting, and are counted so, until it is resumed. Recorded with the caller "
+    "(`X-Chronicle-User`) as `by`."
+)
+
+
+def _control_view(control: QueueControl, queue: str | None) -> QueueControlView:
+    pause = control.pauses.get(queue)
+    return QueueControlView(
+        queue=queue,
+        paused=pause is not None,
+        pause=None if pause is None else PauseView(by=pause[0], reason=pause[1], at=utc(pause[2])),
+    )
 
 
 class QueueController(Controller):
@@ -20,16 +48,114 @@ class QueueController(Controller):
     @get(
         "/",
         operation_id="getQueueStats",
-        summary="Job counts per queue",
+        summary="Job counts, activity and pauses per queue",
         description=(
             "For each queue (high, default, low) the jobs by status, with `delayed` waiting "
-            "jobs counted apart from due ones; `totals` sums the queues and `failed` is the "
-            "number of failed jobs. Read from the read model: O(1) in history size."
+            "jobs counted apart from due ones; whether the queue is `paused` (and by whom); "
+            "`processed_per_minute`: jobs that ended (succeeded, failed for good, cancelled) in "
+            "each of the last 60 minutes, oldest first, the current minute last; `wait_ms` "
+            "(from due to started) and `run_ms` (per attempt) over the last hour, as mean and "
+            "95th percentile (from a histogram in 1-2-5 steps, interpolated and capped at the "
+            "longest duration: a close estimate, not an exact value), null when nothing was "
+            "measured. `totals` sums the counts, "
+            "`failed` is the number of failed jobs, the top-level `paused` is the maintenance "
+            "pause of every queue. Read from read models: O(1) in history size."
         ),
         sync_to_thread=True,
         responses=error_responses(400),
     )
     def stats(
         self, chronicle: NamedDependency[Chronicle], caller: NamedDependency[Caller]
-    ) -> QueuesView:
-        return queues_view(chronicle.queries.queue_stats(caller.tenant, chronicle.clock.now()))
+    ) -> QueueOverview:
+        now = chronicle.clock.now()
+        return queue_overview(
+            chronicle.queries.queue_stats(caller.tenant, now),
+            chronicle.queue_metrics.activity(caller.tenant, now),
+            chronicle.queue_pauses.pauses(caller.tenant),
+        )
+
+    @post(
+        "/pause",
+        operation_id="pauseAllQueues",
+        summary="Pause every queue (maintenance)",
+        description=(
+            "The maintenance pause: no queue of the tenant starts a job until it is resumed; "
+            "pauses of single queues stay as they are. Already paused is a 409. " + _PAUSE_EFFECT
+        ),
+        status_code=200,
+        sync_to_thread=True,
+        responses=error_responses(400, 409, 422),
+    )
+    def pause_all(
+        self,
+        *,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+        data: JSONBody[PauseQueue | None] = None,
+    ) -> QueueControlView:
+        control = chronicle.queue_control.pause(
+            tenant=caller.tenant, queue=None, by=caller.user, reason=data.reason if data else ""
+        )
+        return _control_view(control, None)
+
+    @post(
+        "/resume",
+        operation_id="resumeAllQueues",
+        summary="Lift the maintenance pause",
+        description=(
+            "Queues paused one by one stay paused. Not paused is a 409. Recorded with the "
+            "caller as `by`."
+        ),
+        status_code=200,
+        sync_to_thread=True,
+        responses=error_responses(400, 409),
+    )
+    def resume_all(
+        self, *, chronicle: NamedDependency[Chronicle], caller: NamedDependency[Caller]
+    ) -> QueueControlView:
+        control = chronicle.queue_control.resume(tenant=caller.tenant, queue=None, by=caller.user)
+        return _control_view(control, None)
+
+    @post(
+        "/{queue:str}/pause",
+        operation_id="pauseQueue",
+        summary="Pause a queue",
+        description="Already paused is a 409, an unknown queue a 422. " + _PAUSE_EFFECT,
+        status_code=200,
+        sync_to_thread=True,
+        responses=error_responses(400, 409, 422),
+    )
+    def pause(
+        self,
+        *,
+        queue: QueueName,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+        data: JSONBody[PauseQueue | None] = None,
+    ) -> QueueControlView:
+        control = chronicle.queue_control.pause(
+            tenant=caller.tenant, queue=queue, by=caller.user, reason=data.reason if data else ""
+        )
+        return _control_view(control, queue)
+
+    @post(
+        "/{queue:str}/resume",
+        operation_id="resumeQueue",
+        summary="Resume a paused queue",
+        description=(
+            "Workers take its jobs again within about a second. Not paused is a 409, an "
+            "unknown queue a 422. Recorded with the caller as `by`."
+        ),
+        status_code=200,
+        sync_to_thread=True,
+        responses=error_responses(400, 409, 422),
+    )
+    def resume(
+        self,
+        *,
+        queue: QueueName,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+    ) -> QueueControlView:
+        control = chronicle.queue_control.resume(tenant=caller.tenant, queue=queue, by=caller.user)
+        return _control_view(control, queue)

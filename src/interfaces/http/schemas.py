@@ -16,7 +16,9 @@ from application.commands import Signature
 from application.frequencies import Tick, next_tick
 from application.ports import CronCalculator
 from application.views.job_timeline import TimelineEntry
-from application.views.jobs import JobRow, QueueStats
+from application.views.jobs import JobComment, JobRow, QueueStats
+from application.views.queue_metrics import WINDOW_MINUTES, QueueActivity, Timing
+from application.views.queue_pauses import QueuePause
 from application.views.schedules import Comment, RunRow, ScheduleRow
 from domain.frequency import Frequency
 
@@ -75,6 +77,22 @@ class CancelJob(Struct, forbid_unknown_fields=True, kw_only=True):
     """Why the job is cancelled (recorded on its timeline)."""
 
     reason: Annotated[str, Meta(max_length=2000)] = ""
+
+
+class RetryFailedJobs(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Which failed jobs to retry; no filter retries them all."""
+
+    queue: Annotated[str | None, Meta(description="high, default or low.")] = None
+    command: Annotated[str | None, Meta(description="Registered command name.")] = None
+    error_type: Annotated[
+        str | None, Meta(description="Exception class of the last failure, e.g. `RuntimeError`.")
+    ] = None
+    failed_from: Annotated[
+        datetime | None, Meta(description="Last attempt failed at or after this moment.")
+    ] = None
+    failed_to: Annotated[
+        datetime | None, Meta(description="Last attempt failed before this moment.")
+    ] = None
 
 
 # -- responses --------------------------------------------------------------------------------
@@ -156,6 +174,9 @@ class JobItem(Struct, kw_only=True):
     result: Any
     cancel_requested_by: str | None
     cancelled_by: str | None
+    forgotten: Annotated[
+        bool, Meta(description="Taken off the failed list by an operator (history is kept).")
+    ]
     updated_at: datetime
     links: JobLinks
 
@@ -206,6 +227,13 @@ class FailedJobPage(Struct, kw_only=True):
 
     items: list[FailedJob]
     next_cursor: str | None
+
+
+class BulkRetryResult(Struct, kw_only=True):
+    """Jobs retried, and jobs skipped because they had stopped being failed meanwhile."""
+
+    retried: int
+    skipped: int
 
 
 class QueueCountsView(Struct, kw_only=True):
@@ -316,6 +344,7 @@ def job_item(row: JobRow, now: datetime, *, seq: int | None = None) -> JobItem:
         result=row.result,
         cancel_requested_by=row.cancel_requested_by,
         cancelled_by=row.cancelled_by,
+        forgotten=row.forgotten,
         updated_at=utc(row.updated_at),
         links=JobLinks(self=job_path(row.id)),
     )
@@ -468,7 +497,7 @@ class EditSchedule(Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class AddComment(Struct, forbid_unknown_fields=True, kw_only=True):
-    """A note on a schedule, signed by the caller."""
+    """A note on a schedule or a job, signed by the caller."""
 
     text: Annotated[str, Meta(description="The comment, up to 10,000 characters.")]
 
@@ -575,7 +604,7 @@ class RunPage(Struct, kw_only=True):
 
 
 class CommentView(Struct, kw_only=True):
-    """A comment on a schedule."""
+    """A comment on a schedule or a job."""
 
     id: UUID
     author: str
@@ -748,5 +777,214 @@ def run_item(row: RunRow) -> RunItem:
     )
 
 
-def comment_view(comment: Comment) -> CommentView:
+def comment_view(comment: Comment | JobComment) -> CommentView:
     return CommentView(id=comment.id, author=comment.author, text=comment.text, at=utc(comment.at))
+
+
+# -- queue control and statistics -------------------------------------------------------------
+
+
+class PauseQueue(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Why the queue (or every queue) is paused, shown to other operators."""
+
+    reason: Annotated[str, Meta(max_length=500)] = ""
+
+
+class PauseView(Struct, kw_only=True):
+    """A pause in force: who paused, why and when."""
+
+    by: str
+    reason: str
+    at: datetime
+
+
+class QueueControlView(Struct, kw_only=True):
+    """A queue after pause or resume; `queue` null is the maintenance pause of every queue."""
+
+    queue: str | None
+    paused: bool
+    pause: PauseView | None
+
+
+class TimingView(Struct, kw_only=True):
+    """Milliseconds over the last hour: the mean, and the 95th percentile from a histogram."""
+
+    avg: float | None
+    p95: float | None
+
+
+class QueueStatsView(QueueCountsView, kw_only=True):
+    """Counts of one queue, whether it is paused, and its activity over the last hour."""
+
+    paused: bool
+    pause: PauseView | None
+    processed_per_minute: list[int]
+    wait_ms: TimingView
+    run_ms: TimingView
+
+
+class QueueOverview(Struct, kw_only=True):
+    """Every queue with its counts and activity, the totals, and the maintenance pause."""
+
+    queues: dict[str, QueueStatsView]
+    totals: QueueCountsView
+    failed: int
+    paused: bool
+    pause: PauseView | None
+
+
+def pause_view(pause: QueuePause | None) -> PauseView | None:
+    if pause is None:
+        return None
+    return PauseView(by=pause.by, reason=pause.reason, at=utc(pause.at))
+
+
+def _ms(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def timing_view(timing: Timing) -> TimingView:
+    return TimingView(avg=_ms(timing.avg), p95=_ms(timing.p95))
+
+
+def queue_overview(
+    stats: QueueStats, activity: list[QueueActivity], pauses: list[QueuePause]
+) -> QueueOverview:
+    """GET /api/queues: the counts of `queues_view`, plus pauses and the last hour's activity."""
+    counts = queues_view(stats)
+    by_queue = {pause.queue: pause for pause in pauses}
+    active = {a.queue: a for a in activity}
+    queues = {}
+    for name, view in counts.queues.items():
+        recent = active.get(name)
+        queues[name] = QueueStatsView(
+            **msgspec.structs.asdict(view),
+            paused=name in by_queue,
+            pause=pause_view(by_queue.get(name)),
+            processed_per_minute=recent.processed_per_minute if recent else [0] * WINDOW_MINUTES,
+            wait_ms=timing_view(recent.wait_ms if recent else Timing(None, None)),
+            run_ms=timing_view(recent.run_ms if recent else Timing(None, None)),
+        )
+    return QueueOverview(
+        queues=queues,
+        totals=counts.totals,
+        failed=counts.failed,
+        paused=None in by_queue,
+        pause=pause_view(by_queue.get(None)),
+    )
+
+
+# -- batches ----------------------------------------------------------------------------------
+
+
+def batch_path(batch_id: UUID) -> str:
+    return f"/api/batches/{batch_id}"
+
+
+_CALLBACK = "A command line dispatched as a job {}, exactly once."
+
+
+class CreateBatch(Struct, forbid_unknown_fields=True, kw_only=True):
+    """A batch (Laravel's `Bus::batch`): jobs, and callbacks run when they end."""
+
+    name: Annotated[str, Meta(description="A name for people, 1 to 200 characters.")]
+    jobs: Annotated[
+        list[DispatchJob],
+        Meta(description="The jobs, each as `POST /api/jobs` takes it (at least one)."),
+    ]
+    allow_failures: Annotated[
+        bool, Meta(description="False: the first failed job cancels the batch.")
+    ] = False
+    then: Annotated[str | None, Meta(description=_CALLBACK.format("when every job succeeded"))] = (
+        None
+    )
+    catch: Annotated[str | None, Meta(description=_CALLBACK.format("on the first failed job"))] = (
+        None
+    )
+    finally_: Annotated[
+        str | None,
+        Meta(description=_CALLBACK.format("when every job has finished (or was cancelled)")),
+    ] = msgspec.field(default=None, name="finally")
+
+
+class AddBatchJobs(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Jobs to add to an open batch."""
+
+    jobs: Annotated[list[DispatchJob], Meta(description="At least one job.")]
+
+
+class CancelBatch(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Why the batch is cancelled (recorded on it and on its cancelled jobs)."""
+
+    reason: Annotated[str, Meta(max_length=2000)] = ""
+
+
+class BatchLinks(Struct, kw_only=True):
+    """Where to find a batch and its jobs."""
+
+    self: str
+    jobs: str
+
+
+class BatchCallbackView(Struct, kw_only=True):
+    """A callback: its command line and, once dispatched, its job."""
+
+    command_line: str
+    job_id: UUID | None
+    job: str | None
+
+
+class BatchView(Struct, kw_only=True):
+    """A batch with its counts: `processed` jobs reached a final state (succeeded, failed or
+    cancelled); `progress` is processed / total in percent, halves rounded up."""
+
+    id: UUID
+    seq: int | None
+    tenant: str
+    name: str
+    allow_failures: bool
+    total: int
+    pending: int
+    processed: int
+    succeeded: int
+    failed: int
+    cancelled_jobs: int
+    progress: int
+    finished: Annotated[bool, Meta(description="Every job has reached a final state.")]
+    cancelled: bool
+    cancelled_at: datetime | None
+    cancelled_by: str | None
+    cancel_reason: str | None
+    callbacks: dict[str, BatchCallbackView]
+    created_by: str
+    created_at: datetime
+    finished_at: datetime | None
+    updated_at: datetime
+    projected: Annotated[
+        bool, Meta(description="False while the read model has not caught up with a change.")
+    ]
+    links: BatchLinks
+
+
+class BatchPage(Struct, kw_only=True):
+    """A page of batches, newest first; pass `next_cursor` as `cursor` for the next one."""
+
+    items: list[BatchView]
+    next_cursor: str | None
+
+
+class AddedBatchJobs(Struct, kw_only=True):
+    """The jobs added to a batch."""
+
+    batch_id: UUID
+    job_ids: list[UUID]
+    links: BatchLinks
+
+
+class RetriedBatchJobs(Struct, kw_only=True):
+    """The batch's failed jobs that were retried."""
+
+    batch_id: UUID
+    retried: int
+    job_ids: list[UUID]
+    links: BatchLinks

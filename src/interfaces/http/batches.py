@@ -1,0 +1,340 @@
+"""`/api/batches`: create batches, add jobs, follow their progress, cancel, retry failures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from litestar import Controller, Response, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.di import NamedDependency
+from litestar.params import JSONBody, PathParameter
+
+from application.batches import BatchRequest
+from application.jobs import DispatchRequest
+from application.views.batches import BatchRow
+from domain.batch import Batch, CallbackKind
+from domain.shared import ValidationError
+from interfaces.bootstrap import Chronicle
+from interfaces.http.dependencies import Caller
+from interfaces.http.errors import error_responses
+from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit
+from interfaces.http.schemas import (
+    AddBatchJobs,
+    AddedBatchJobs,
+    BatchCallbackView,
+    BatchLinks,
+    BatchPage,
+    BatchView,
+    CancelBatch,
+    CreateBatch,
+    DispatchJob,
+    RetriedBatchJobs,
+    batch_path,
+    job_path,
+    utc,
+    utc_or_none,
+)
+
+BatchId = Annotated[str, PathParameter(description="The batch's id (a UUID).")]
+
+
+def parse_batch_id(raw: str) -> UUID:
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ValidationError(f"{raw[:100]!r} is not a batch id (a UUID)", field="id") from None
+
+
+def _requests(jobs: list[DispatchJob]) -> list[DispatchRequest]:
+    return [
+        DispatchRequest(
+            command=job.command,
+            arguments=job.arguments,
+            options=job.options,
+            command_line=job.command_line,
+            queue=job.queue,
+            delay_seconds=job.delay_seconds,
+            not_before=job.not_before,
+            max_attempts=job.max_attempts,
+            timeout_seconds=job.timeout_seconds,
+            backoff_seconds=job.backoff_seconds,
+        )
+        for job in jobs
+    ]
+
+
+def _links(batch_id: UUID) -> BatchLinks:
+    return BatchLinks(self=batch_path(batch_id), jobs=f"/api/jobs?batch_id={batch_id}")
+
+
+def _callbacks(
+    lines: dict[str, str | None], job_ids: dict[str, UUID | None]
+) -> dict[str, BatchCallbackView]:
+    views = {}
+    for kind in CallbackKind:
+        line = lines.get(kind.value)
+        if line is None:
+            continue
+        job_id = job_ids.get(kind.value)
+        views[kind.value] = BatchCallbackView(
+            command_line=line, job_id=job_id, job=job_path(job_id) if job_id else None
+        )
+    return views
+
+
+def batch_view(row: BatchRow) -> BatchView:
+    """A batch as the read model holds it."""
+    return BatchView(
+        id=row.id,
+        seq=row.seq,
+        tenant=row.tenant,
+        name=row.name,
+        allow_failures=row.allow_failures,
+        total=row.total,
+        pending=row.pending,
+        processed=row.processed,
+        succeeded=row.succeeded,
+        failed=row.failed,
+        cancelled_jobs=row.cancelled_jobs,
+        progress=row.progress,
+        finished=row.finished,
+        cancelled=row.cancelled,
+        cancelled_at=utc_or_none(row.cancelled_at),
+        cancelled_by=row.cancelled_by,
+        cancel_reason=row.cancel_reason,
+        callbacks=_callbacks(
+            {
+                "then": row.then_command,
+                "catch": row.catch_command,
+                "finally": row.finally_command,
+            },
+            {"then": row.then_job_id, "catch": row.catch_job_id, "finally": row.finally_job_id},
+        ),
+        created_by=row.created_by,
+        created_at=utc(row.created_at),
+        finished_at=utc_or_none(row.finished_at),
+        updated_at=utc(row.updated_at),
+        projected=True,
+        links=_links(row.id),
+    )
+
+
+def _from_event_store(batch: Batch, row: BatchRow | None, now: datetime) -> BatchView:
+    """The batch's own state from its events, with the counts the read model has so far
+    (none yet right after creation: every job is then pending)."""
+    total = row.total if row else batch.job_count
+    pending = row.pending if row else batch.job_count
+    return BatchView(
+        id=batch.id,
+        seq=None,
+        tenant=batch.tenant,
+        name=batch.name,
+        allow_failures=batch.allow_failures,
+        total=total,
+        pending=pending,
+        processed=row.processed if row else 0,
+        succeeded=row.succeeded if row else 0,
+        failed=row.failed if row else 0,
+        cancelled_jobs=row.cancelled_jobs if row else 0,
+        progress=row.progress if row else 0,
+        finished=row.finished if row else False,
+        cancelled=batch.cancelled,
+        cancelled_at=utc_or_none(batch.cancelled_at),
+        cancelled_by=batch.cancelled_by,
+        cancel_reason=batch.cancel_reason,
+        callbacks=_callbacks(
+            {kind: spec["command_line"] for kind, spec in batch.callbacks.items()},
+            dict(batch.dispatched),
+        ),
+        created_by=batch.created_by,
+        created_at=utc(batch.created_at),
+        finished_at=utc_or_none(row.finished_at) if row else None,
+        updated_at=utc(now),
+        projected=False,
+        links=_links(batch.id),
+    )
+
+
+def current_view(
+    chronicle: Chronicle, batch_id: UUID, tenant: str, batch: Batch | None = None
+) -> BatchView:
+    """The read model's row when it has caught up with the batch's own events (or when no
+    aggregate is at hand and the row exists); else the batch rebuilt from its events."""
+    row = chronicle.batch_queries.get_batch(tenant, batch_id)
+    if batch is None:
+        if row is not None:
+            return batch_view(row)
+        batch = chronicle.batches.get(batch_id, tenant=tenant)
+    if row is not None and row.version >= batch.version:
+        return batch_view(row)
+    return _from_event_store(batch, row, chronicle.clock.now())
+
+
+class BatchController(Controller):
+    """Batches of the caller's tenant."""
+
+    path = "/api/batches"
+    tags = ["batches"]
+
+    @post(
+        "/",
+        operation_id="createBatch",
+        summary="Create a batch",
+        description=(
+            "Records the batch and all its jobs in one transaction (all or none): a bad job is "
+            "a 422 whose `field` names it, e.g. `jobs[3].command_line`. `then` runs once when "
+            "every job succeeded, `catch` once on the first failed job (which, without "
+            "`allow_failures`, also cancels the batch and its pending jobs), `finally` once when "
+            "every job has finished or was cancelled."
+        ),
+        status_code=201,
+        sync_to_thread=True,
+        response_headers=[
+            ResponseHeader(
+                name="Location", description="The new batch's URL.", documentation_only=True
+            )
+        ],
+        responses=error_responses(400, 422),
+    )
+    def create(
+        self,
+        *,
+        data: JSONBody[CreateBatch],
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+    ) -> Response[BatchView]:
+        batch_id = chronicle.batches.create(
+            BatchRequest(
+                name=data.name,
+                jobs=_requests(data.jobs),
+                allow_failures=data.allow_failures,
+                then=data.then,
+                catch=data.catch,
+                finally_=data.finally_,
+                tenant=caller.tenant,
+                by=caller.user,
+            )
+        )
+        body = current_view(chronicle, batch_id, caller.tenant)
+        return Response(body, status_code=201, headers={"Location": batch_path(batch_id)})
+
+    @get(
+        "/",
+        operation_id="listBatches",
+        summary="List batches",
+        description=f"Newest first, with their counts. At most {MAX_LIMIT} a page.",
+        sync_to_thread=True,
+        responses=error_responses(400, 422),
+    )
+    def list_batches(
+        self,
+        *,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> BatchPage:
+        rows, next_cursor = chronicle.batch_queries.list_batches(
+            caller.tenant, limit=limit, cursor=cursor
+        )
+        return BatchPage(items=[batch_view(row) for row in rows], next_cursor=next_cursor)
+
+    @get(
+        "/{batch_id:str}",
+        operation_id="getBatch",
+        summary="One batch",
+        description=(
+            "Its counts (total, pending, processed, succeeded, failed, cancelled jobs), "
+            "progress, whether it finished or was cancelled, and its callbacks with their jobs. "
+            "Its jobs: `GET /api/jobs?batch_id=`."
+        ),
+        sync_to_thread=True,
+        responses=error_responses(400, 404, 422),
+    )
+    def get_batch(
+        self,
+        *,
+        batch_id: BatchId,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+    ) -> BatchView:
+        return current_view(chronicle, parse_batch_id(batch_id), caller.tenant)
+
+    @post(
+        "/{batch_id:str}/jobs",
+        operation_id="addBatchJobs",
+        summary="Add jobs to a batch",
+        description=(
+            "Adds jobs to a batch that has neither finished nor been cancelled (else 409), in "
+            "one transaction with the batch."
+        ),
+        status_code=201,
+        sync_to_thread=True,
+        responses=error_responses(400, 404, 409, 422),
+    )
+    def add_jobs(
+        self,
+        *,
+        batch_id: BatchId,
+        data: JSONBody[AddBatchJobs],
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+    ) -> AddedBatchJobs:
+        uuid = parse_batch_id(batch_id)
+        job_ids = chronicle.batches.add_jobs(
+            uuid, _requests(data.jobs), tenant=caller.tenant, by=caller.user
+        )
+        return AddedBatchJobs(batch_id=uuid, job_ids=job_ids, links=_links(uuid))
+
+    @post(
+        "/{batch_id:str}/cancel",
+        operation_id="cancelBatch",
+        summary="Cancel a batch",
+        description=(
+            "The batch's waiting jobs are cancelled and its running ones asked to stop; "
+            "`finally` runs once they are done. A finished or cancelled batch is a 409."
+        ),
+        status_code=200,
+        sync_to_thread=True,
+        responses=error_responses(400, 404, 409, 422),
+    )
+    def cancel(
+        self,
+        *,
+        batch_id: BatchId,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+        data: JSONBody[CancelBatch | None] = None,
+    ) -> BatchView:
+        uuid = parse_batch_id(batch_id)
+        batch = chronicle.batches.cancel(
+            uuid, tenant=caller.tenant, by=caller.user, reason=data.reason if data else ""
+        )
+        return current_view(chronicle, uuid, caller.tenant, batch)
+
+    @post(
+        "/{batch_id:str}/retry-failed",
+        operation_id="retryBatchFailedJobs",
+        summary="Retry a batch's failed jobs",
+        description=(
+            "Gives each failed job of the batch a new round of attempts; the batch's counts "
+            "reopen, and `then` runs if every job now succeeds. A cancelled batch is a 409."
+        ),
+        status_code=202,
+        sync_to_thread=True,
+        responses=error_responses(400, 404, 409, 422),
+    )
+    def retry_failed(
+        self,
+        *,
+        batch_id: BatchId,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+    ) -> RetriedBatchJobs:
+        uuid = parse_batch_id(batch_id)
+        job_ids = chronicle.batches.retry_failed(uuid, tenant=caller.tenant, by=caller.user)
+        return RetriedBatchJobs(
+            batch_id=uuid, retried=len(job_ids), job_ids=job_ids, links=_links(uuid)
+        )
