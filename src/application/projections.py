@@ -86,11 +86,15 @@ class ProjectionRunner(Generic[W]):
         log: EventLog,
         *,
         batch_size: int = 500,
+        gather_seconds: float = 0.02,
     ) -> None:
         self.projection = projection
         self.store = store
         self.log = log
         self.batch_size = batch_size
+        # After waking up, wait this long so one transaction takes what arrived meanwhile:
+        # under load a runner would otherwise commit a transaction per event.
+        self.gather_seconds = gather_seconds
         self._position = 0
 
     @property
@@ -136,6 +140,8 @@ class ProjectionRunner(Generic[W]):
             try:
                 if self.step() == 0:
                     self.log.wait(self._position, idle_timeout)
+                    if self.gather_seconds:
+                        stop.wait(self.gather_seconds)
                 failures = 0
             except Exception:
                 failures += 1

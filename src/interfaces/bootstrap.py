@@ -149,8 +149,13 @@ class Chronicle:
         """The relay that turns committed dispatches into broker messages."""
         store = TrackingOnlyStore(self.db, "outbox", queue)
         store.create()
+        # No gathering delay: the relay is on the path from dispatch to a worker starting.
         runner: ProjectionRunner[JobQueue] = ProjectionRunner(
-            OutboxRelay(self.clock), store, self.log, batch_size=self.settings.projection_batch_size
+            OutboxRelay(self.clock),
+            store,
+            self.log,
+            batch_size=self.settings.projection_batch_size,
+            gather_seconds=0.0,
         )
         self.runners["outbox"] = runner
         self.queue = queue

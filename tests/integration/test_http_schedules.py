@@ -92,6 +92,8 @@ def test_create_from_a_command_line_and_helpers_then_read_it_before_and_after_pr
     schedule_id = body["id"]
     location = f"/api/schedules/{schedule_id}"
     assert response.headers["location"] == location
+    history = body.pop("history")
+    assert [(h["event"], h["by"]) for h in history] == [("created", "alice")]
     assert body == {
         "id": schedule_id,
         "seq": None,
@@ -134,15 +136,16 @@ def test_create_from_a_command_line_and_helpers_then_read_it_before_and_after_pr
     }
 
     # Not projected yet: built from the event store, never a 404.
-    assert client.get(location, headers=ACME).json() == body
+    assert client.get(location, headers=ACME).json() == {**body, "history": history}
 
     project(chronicle)
     projected = client.get(location, headers=ACME).json()
+    assert projected.pop("history") == history
     assert projected["projected"] is True
     assert isinstance(projected["seq"], int)
     assert {**projected, "seq": None, "projected": False} == body
     listed = client.get("/api/schedules", headers=ACME).json()
-    assert listed == {"items": [projected], "next_cursor": None}
+    assert listed == {"items": [{**projected, "history": None}], "next_cursor": None}
 
 
 def test_create_from_command_arguments_and_a_cron_expression_with_seconds(
@@ -678,3 +681,24 @@ def test_openapi_documents_the_schedule_operations(client: TestClient[Litestar])
     html = client.get("/schema").text
     for op in operations.values():
         assert op["operationId"] in html
+
+
+def test_schedule_detail_shows_who_changed_what(client, chronicle):
+    created = client.post(
+        "/api/schedules",
+        json={"name": "audit", "command_line": "demo:noop", "expression": "0 * * * *"},
+        headers={"X-Chronicle-User": "ana"},
+    ).json()
+    client.patch(
+        f"/api/schedules/{created['id']}",
+        json={"queue": "high"},
+        headers={"X-Chronicle-User": "bo"},
+    )
+    client.post(f"/api/schedules/{created['id']}/pause", headers={"X-Chronicle-User": "cy"})
+    history = client.get(f"/api/schedules/{created['id']}").json()["history"]
+    assert [(h["event"], h["by"]) for h in history] == [
+        ("created", "ana"),
+        ("edited", "bo"),
+        ("paused", "cy"),
+    ]
+    assert history[1]["changes"] == {"queue": {"from": "default", "to": "high"}}

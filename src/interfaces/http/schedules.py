@@ -16,6 +16,7 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from application.event_log import LoggedEvent
 from application.schedules import ScheduleRequest
+from application.views.job_timeline import event_name
 from application.views.schedules import Comment, ScheduleRow, SchedulesProjection
 from domain.shared import NotFoundError, ValidationError
 from interfaces.bootstrap import Chronicle
@@ -30,6 +31,7 @@ from interfaces.http.schemas import (
     RunNowAccepted,
     RunNowLinks,
     RunPage,
+    ScheduleHistoryEntry,
     SchedulePage,
     ScheduleView,
     comment_view,
@@ -82,6 +84,21 @@ class ScheduleState:
     row: ScheduleRow
     comments: list[Comment]
     projected: bool
+    history: list[ScheduleHistoryEntry] = dataclasses.field(default_factory=list)
+
+
+def _history(events: list[LoggedEvent]) -> list[ScheduleHistoryEntry]:
+    """The operator audit of a schedule: each event with who caused it."""
+    return [
+        ScheduleHistoryEntry(
+            version=event.originator_version,
+            event=event_name(type(event)),
+            at=event.at,
+            by=str(getattr(event, "by", None) or getattr(event, "author", "")),
+            changes=getattr(event, "changes", None),
+        )
+        for event in (logged.event for logged in events)
+    ]
 
 
 def schedule_state(chronicle: Chronicle, schedule_id: UUID, tenant: str) -> ScheduleState:
@@ -98,8 +115,9 @@ def schedule_state(chronicle: Chronicle, schedule_id: UUID, tenant: str) -> Sche
     if own is None or own["tenant"] != tenant or own["deleted"]:
         raise NotFoundError(f"schedule {schedule_id} not found")
     row = chronicle.schedule_queries.get_schedule(tenant, schedule_id)
+    history = _history(events)
     if row is not None and row.version >= own["version"]:
-        return ScheduleState(row, writer.comments, projected=True)
+        return ScheduleState(row, writer.comments, projected=True, history=history)
     fields = {f.name for f in dataclasses.fields(ScheduleRow)}
     decoded = {
         **{key: value for key, value in own.items() if key in fields},
@@ -111,14 +129,15 @@ def schedule_state(chronicle: Chronicle, schedule_id: UUID, tenant: str) -> Sche
         decoded.update(
             last_due_at=row.last_due_at, last_job_id=row.last_job_id, last_run_at=row.last_run_at
         )
-    return ScheduleState(ScheduleRow(**decoded), writer.comments, projected=False)
+    return ScheduleState(ScheduleRow(**decoded), writer.comments, projected=False, history=history)
 
 
 def _view(chronicle: Chronicle, schedule_id: UUID, tenant: str) -> ScheduleView:
     state = schedule_state(chronicle, schedule_id, tenant)
-    return schedule_view(
+    view = schedule_view(
         state.row, chronicle.clock.now(), chronicle.cron, projected=state.projected
     )
+    return msgspec.structs.replace(view, history=state.history)
 
 
 class ScheduleController(Controller):

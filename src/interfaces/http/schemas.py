@@ -564,6 +564,20 @@ class ScheduleView(Struct, kw_only=True):
         bool, Meta(description="False while the read model has not caught up with a change.")
     ]
     links: ScheduleLinks
+    history: Annotated[
+        list[ScheduleHistoryEntry] | None,
+        Meta(description="Every change to the schedule and who made it (detail view only)."),
+    ] = None
+
+
+class ScheduleHistoryEntry(Struct, kw_only=True):
+    """One event of a schedule's own life: created, edited (what changed), paused, …"""
+
+    version: int
+    event: str
+    at: datetime
+    by: str
+    changes: dict[str, Any] | None = None
 
 
 class SchedulePage(Struct, kw_only=True):
