@@ -258,3 +258,19 @@ def test_job_of_a_dead_worker_is_retried_after_redelivery(chronicle: Chronicle):
     row = chronicle.queries.get("default", job_id)
     assert row is not None
     assert (row.status, row.attempts, row.last_error_type) == ("succeeded", 2, "WorkerLost")
+
+
+def test_cancelled_job_never_runs_even_if_its_message_arrives(chronicle: Chronicle):
+    queue = FakeQueue()
+    chronicle.add_outbox(queue)
+    job_id = chronicle.jobs.dispatch(DispatchRequest(command_line="demo:echo late"))
+    chronicle.runners["outbox"].catch_up()
+    chronicle.jobs.cancel(job_id, tenant="default", by="op", reason="not needed")
+    executor = chronicle.executor(queue, worker_id="w")
+    for sent_id, _, _ in queue.take():
+        assert executor.process(sent_id).value == "skipped"
+    assert executor.process(job_id).value == "skipped"  # and a later redelivery too
+    project(chronicle)
+    row = chronicle.queries.get("default", job_id)
+    assert row is not None
+    assert (row.status, row.attempts, row.cancelled_by) == ("cancelled", 0, "op")
