@@ -8,6 +8,7 @@ tracking row, so readers see the old tables until the new ones replace them.
 from __future__ import annotations
 
 import builtins
+import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,6 +16,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 from uuid import UUID
+
+import structlog
 
 from application.projections import ProjectionStore, Tracked
 from application.views.job_timeline import TimelineEntry
@@ -34,8 +37,13 @@ from domain.shared import ValidationError
 from infrastructure.sql import Database, Session
 
 W = TypeVar("W")
+log = structlog.get_logger(__name__)
 
 SHADOW = "__rebuild"
+SCHEMAS_DDL = (
+    "CREATE TABLE IF NOT EXISTS projection_schemas ("
+    " name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL)"
+)
 TRACKING_DDL = (
     "CREATE TABLE IF NOT EXISTS projection_tracking ("
     " name TEXT PRIMARY KEY, position BIGINT NOT NULL, updated_at TIMESTAMPTZ NOT NULL)"
@@ -222,9 +230,26 @@ class SqlProjectionStore(Generic[W]):
         return logical + self._suffix
 
     def create(self) -> None:
+        """Create the tables; if their definition changed since they were created, drop them
+        and reset the tracking position, so the projector rebuilds them from the log."""
+        fingerprint = hashlib.sha256(repr(self._tables).encode()).hexdigest()
         with self._db.transaction() as s:
             s.execute(TRACKING_DDL)
+            s.execute(SCHEMAS_DDL)
+            row = s.fetchone(
+                "SELECT fingerprint FROM projection_schemas WHERE name = ?", (self.name,)
+            )
+            if row is not None and row["fingerprint"] != fingerprint:
+                log.warning("read model definition changed, rebuilding it", projection=self.name)
+                for table in self._tables:
+                    s.execute(f"DROP TABLE IF EXISTS {table.name}{self._suffix}")
+                s.execute("DELETE FROM projection_tracking WHERE name = ?", (self.name,))
             _create_tables(s, self._tables, self._suffix)
+            s.execute(
+                "INSERT INTO projection_schemas (name, fingerprint) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint",
+                (self.name, fingerprint),
+            )
 
     def _tracked(self, session: Session) -> _Tracked[W]:
         return _Tracked(session, self.name, self._make_writer(session, self._table))

@@ -274,3 +274,29 @@ def test_cancelled_job_never_runs_even_if_its_message_arrives(chronicle: Chronic
     row = chronicle.queries.get("default", job_id)
     assert row is not None
     assert (row.status, row.attempts, row.cancelled_by) == ("cancelled", 0, "op")
+
+
+def test_a_changed_read_model_definition_is_rebuilt_from_the_log(chronicle: Chronicle):
+    from dataclasses import replace  # noqa: PLC0415
+
+    from application.projections import ProjectionRunner  # noqa: PLC0415
+    from application.views.job_timeline import JobTimelineProjection  # noqa: PLC0415
+    from infrastructure.read_models import (  # noqa: PLC0415
+        JOB_TIMELINE,
+        SqlProjectionStore,
+        SqlTimelineWriter,
+    )
+
+    job_id = chronicle.jobs.dispatch(DispatchRequest(command_line="demo:noop"))
+    project(chronicle)
+    assert len(chronicle.queries.timeline(job_id)) == 1
+    # A new release adds a column: the store sees the definition changed.
+    widened = replace(JOB_TIMELINE, columns="note TEXT, " + JOB_TIMELINE.columns)
+    store = SqlProjectionStore(chronicle.db, "job_timeline", [widened], SqlTimelineWriter)
+    store.create()
+    assert store.position() == 0
+    assert chronicle.queries.timeline(job_id) == []
+    ProjectionRunner(JobTimelineProjection(), store, chronicle.log).catch_up()
+    assert [e.event for e in chronicle.queries.timeline(job_id)] == ["dispatched"]
+    store.create()  # unchanged now: nothing is dropped
+    assert store.position() == chronicle.log.head()
