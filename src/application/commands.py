@@ -9,6 +9,7 @@ import re
 import shlex
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin, get_type_hints
@@ -64,7 +65,7 @@ class Help:
 
 
 @dataclass(frozen=True, kw_only=True)
-class _Parameter:
+class _Parameter(ABC):
     name: str
     type: str
     default: Any = None
@@ -72,12 +73,14 @@ class _Parameter:
     choices: tuple[str, ...] = ()
 
     @property
+    @abstractmethod
     def label(self) -> str:
-        raise NotImplementedError
+        """How messages name it: "argument 'year'" or "option '--format'"."""
 
     @property
+    @abstractmethod
     def field_path(self) -> str:
-        raise NotImplementedError
+        """Where it sits in a JSON request: "arguments.year" or "options.format"."""
 
 
 @dataclass(frozen=True, kw_only=True)
