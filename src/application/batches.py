@@ -25,7 +25,7 @@ from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
 from application.commands import CommandLineError, ParsedCommand
-from application.event_log import ChronicleEvents, LoggedEvent
+from application.event_log import ChronicleEvents, LoggedEvent, change
 from application.jobs import DispatchRequest, JobService
 from application.ports import Clock
 from application.views.batches import (
@@ -215,15 +215,9 @@ class BatchService:
         return retried
 
     def _change(self, batch_id: UUID, tenant: str, command: Callable[[Batch], None]) -> Batch:
-        for _ in range(_ATTEMPTS):
-            batch = self.get(batch_id, tenant=tenant)
-            command(batch)
-            try:
-                self._events.save(batch)
-            except IntegrityError:
-                continue
-            return batch
-        raise ConflictError(f"batch {batch_id} is changing too fast, try again")
+        return change(
+            self._events, lambda: self.get(batch_id, tenant=tenant), command, f"batch {batch_id}"
+        )
 
 
 def needs_settling(tally: BatchTally) -> bool:

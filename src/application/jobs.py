@@ -13,11 +13,11 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from application.commands import CommandRegistry, ParsedCommand
-from application.event_log import ChronicleEvents
+from application.event_log import ChronicleEvents, change
 from application.ports import Clock
 from application.views.jobs import FailedJobFilter, FailedJobIds, JobComment
 from domain.job import Job, JobStatus
-from domain.shared import DEFAULT_TENANT, ConflictError, NotFoundError, ValidationError
+from domain.shared import DEFAULT_TENANT, NotFoundError, ValidationError
 
 T = TypeVar("T")
 
@@ -253,13 +253,7 @@ class JobService:
         return job
 
     def _change(self, job_id: UUID, tenant: str, command: Callable[[Job], None]) -> Job:
-        # A worker may save the same job between our load and our save: reload and decide again.
-        for _ in range(5):
-            job = self.get(job_id, tenant=tenant)
-            command(job)
-            try:
-                self._events.save(job)
-            except IntegrityError:
-                continue
-            return job
-        raise ConflictError(f"job {job_id} is changing too fast, try again")
+        # A worker may save the same job between our load and our save.
+        return change(
+            self._events, lambda: self.get(job_id, tenant=tenant), command, f"job {job_id}"
+        )

@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
-from application.event_log import ChronicleEvents
+from application.event_log import ChronicleEvents, change
 from application.ports import Clock
 from application.views.queue_pauses import QueuePause, QueuePausesQueries
 from domain.queue_control import QueueControl, queue_control_id
-from domain.shared import ConflictError
 
 log = structlog.get_logger(__name__)
 
@@ -56,15 +54,9 @@ class QueueControlService:
     def _change(self, tenant: str, command: Callable[[QueueControl], None]) -> QueueControl:
         # Another operator may save (or first create) the same control between our load and
         # our save: reload and decide again, so "already paused" is judged on current state.
-        for _ in range(5):
-            control = self.get(tenant)
-            command(control)
-            try:
-                self._events.save(control)
-            except IntegrityError:
-                continue
-            return control
-        raise ConflictError(f"the queues of tenant {tenant!r} are changing too fast, try again")
+        return change(
+            self._events, lambda: self.get(tenant), command, f"the queues of tenant {tenant!r}"
+        )
 
 
 @dataclass(frozen=True)

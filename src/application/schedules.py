@@ -8,16 +8,15 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from application.commands import CommandRegistry, ParsedCommand
-from application.event_log import ChronicleEvents
+from application.event_log import ChronicleEvents, change
 from application.frequencies import validate_timezone
 from application.jobs import DispatchRequest, JobService
 from application.ports import Clock, CronCalculator
 from domain.frequency import Frequency
 from domain.schedule import MissedRuns, Schedule, trigger
-from domain.shared import DEFAULT_TENANT, ConflictError, NotFoundError, ValidationError
+from domain.shared import DEFAULT_TENANT, NotFoundError, ValidationError
 
 
 @dataclass(frozen=True)
@@ -210,12 +209,9 @@ class ScheduleService:
     def _change(
         self, schedule_id: UUID, tenant: str, command: Callable[[Schedule], object]
     ) -> Schedule:
-        for _ in range(5):
-            schedule = self.get(schedule_id, tenant=tenant)
-            command(schedule)
-            try:
-                self._events.save(schedule)
-            except IntegrityError:
-                continue
-            return schedule
-        raise ConflictError(f"schedule {schedule_id} is changing too fast, try again")
+        return change(
+            self._events,
+            lambda: self.get(schedule_id, tenant=tenant),
+            command,
+            f"schedule {schedule_id}",
+        )

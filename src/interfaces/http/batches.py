@@ -15,9 +15,8 @@ from application.batches import BatchRequest
 from application.jobs import DispatchRequest
 from application.views.batches import BatchRow
 from domain.batch import Batch, CallbackKind
-from domain.shared import ValidationError
 from interfaces.bootstrap import Chronicle
-from interfaces.http.dependencies import Caller
+from interfaces.http.dependencies import Caller, parse_id
 from interfaces.http.errors import error_responses
 from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit
 from interfaces.http.schemas import (
@@ -41,10 +40,7 @@ BatchId = Annotated[str, PathParameter(description="The batch's id (a UUID).")]
 
 
 def parse_batch_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise ValidationError(f"{raw[:100]!r} is not a batch id (a UUID)", field="id") from None
+    return parse_id(raw, "batch")
 
 
 def _requests(jobs: list[DispatchJob]) -> list[DispatchRequest]:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Annotated
+from uuid import UUID
 
 from litestar.exceptions import ClientException
 from litestar.params import HeaderParameter
 
-from domain.shared import DEFAULT_TENANT
+from domain.shared import DEFAULT_TENANT, ValidationError
 
 USER_HEADER = "X-Chronicle-User"
 TENANT_HEADER = "X-Chronicle-Tenant"
@@ -66,3 +67,11 @@ def provide_caller(
             "(lower-case letters, digits, '_' and '-', at most 63 characters)",
         )
     return Caller(user=user, tenant=tenant)
+
+
+def parse_id(raw: str, what: str) -> UUID:
+    """A path id as a UUID; anything else is a 422 that names what was expected."""
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ValidationError(f"{raw[:100]!r} is not a {what} id (a UUID)", field="id") from None

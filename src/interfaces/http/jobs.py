@@ -28,7 +28,7 @@ from application.views.jobs import (
 from domain.job import QUEUES, JobStatus
 from domain.shared import NotFoundError, ValidationError
 from interfaces.bootstrap import Chronicle
-from interfaces.http.dependencies import Caller
+from interfaces.http.dependencies import Caller, parse_id
 from interfaces.http.errors import error_responses
 from interfaces.http.schemas import (
     AddComment,
@@ -100,10 +100,7 @@ def parse_moment(raw: str | None, field: str) -> datetime | None:
 
 
 def parse_job_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise ValidationError(f"{raw[:100]!r} is not a job id (a UUID)", field="id") from None
+    return parse_id(raw, "job")
 
 
 class _OneJobRow:

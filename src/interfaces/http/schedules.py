@@ -18,9 +18,9 @@ from application.event_log import LoggedEvent
 from application.schedules import ScheduleRequest
 from application.views.job_timeline import event_name
 from application.views.schedules import Comment, ScheduleRow, SchedulesProjection
-from domain.shared import NotFoundError, ValidationError
+from domain.shared import NotFoundError
 from interfaces.bootstrap import Chronicle
-from interfaces.http.dependencies import Caller
+from interfaces.http.dependencies import Caller, parse_id
 from interfaces.http.errors import error_responses
 from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit
 from interfaces.http.schemas import (
@@ -48,10 +48,7 @@ ScheduleId = Annotated[str, PathParameter(description="The schedule's id (a UUID
 
 
 def parse_schedule_id(raw: str) -> UUID:
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise ValidationError(f"{raw[:100]!r} is not a schedule id (a UUID)", field="id") from None
+    return parse_id(raw, "schedule")
 
 
 class _OneSchedule:
