@@ -279,10 +279,16 @@ class RegisteredCommand:
 
 
 class CommandRegistry:
-    """The commands jobs may run, by name."""
+    """The commands jobs may run, by name.
 
-    def __init__(self) -> None:
+    A registry made with a `parent` sees the parent's commands (also those registered on it
+    later) and adds its own: each Chronicle adds its system commands (imports, exports) to a
+    child of the application's registry.
+    """
+
+    def __init__(self, parent: CommandRegistry | None = None) -> None:
         self._commands: dict[str, RegisteredCommand] = {}
+        self._parent = parent
 
     def register(
         self, name: str, function: Callable[..., Any], *, description: str = ""
@@ -293,7 +299,7 @@ class CommandRegistry:
                 f"invalid command name {name!r}: use lowercase words separated by ':' "
                 "(e.g. 'survey:export')"
             )
-        if name in self._commands:
+        if name in self:
             raise ValueError(f"command {name!r} is already registered")
         if not description:
             doc = inspect.getdoc(function) or ""
@@ -311,23 +317,30 @@ class CommandRegistry:
 
         return decorate
 
+    def _find(self, name: str) -> RegisteredCommand | None:
+        found = self._commands.get(name)
+        if found is None and self._parent is not None:
+            return self._parent._find(name)  # noqa: SLF001 - same class
+        return found
+
     def get(self, name: str) -> RegisteredCommand:
-        try:
-            return self._commands[name]
-        except KeyError:
+        found = self._find(name)
+        if found is None:
             raise CommandLineError(
-                f"unknown command {name!r}" + _suggestion(name, self._commands),
+                f"unknown command {name!r}" + _suggestion(name, self.names()),
                 field="command",
-            ) from None
+            )
+        return found
 
     def __contains__(self, name: object) -> bool:
-        return name in self._commands
+        return isinstance(name, str) and self._find(name) is not None
 
     def names(self) -> list[str]:
-        return sorted(self._commands)
+        inherited = self._parent.names() if self._parent is not None else []
+        return sorted({*inherited, *self._commands})
 
     def signatures(self) -> list[Signature]:
-        return [self._commands[name].signature for name in self.names()]
+        return [self.get(name).signature for name in self.names()]
 
     def parse(self, command_line: str) -> ParsedCommand:
         """Parse a shell-like command line: name, then arguments and options in any order."""

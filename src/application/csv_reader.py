@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
 
-__all__ = ["CHUNK_BYTES", "CsvFile", "CsvFileError", "ParsedRow", "read_rows"]
+__all__ = ["CHUNK_BYTES", "CsvFile", "CsvFileError", "ParsedRow", "read_rows", "split_values"]
 
 CHUNK_BYTES = 64 * 1024
 #: How much of an oversized row is kept as its `raw` text, so failed rows stay small.
@@ -77,6 +77,11 @@ class _Records:
                     yield parts[-1], False
             if not data:
                 return
+
+    @property
+    def position(self) -> int:
+        """Bytes of the file consumed so far (read ahead by at most one line)."""
+        return self._byte
 
     def _byte_length(self, text: str) -> int:
         return len(text) if text.isascii() else len(text.encode(self._encoding, "surrogateescape"))
@@ -164,6 +169,18 @@ def _split(text: str, delimiter: str) -> list[str]:
     return rows[0]
 
 
+def split_values(raw: str, delimiter: str) -> list[str] | None:
+    """The fields of a row's raw text, or None when its quoting cannot be read.
+
+    Rows with the wrong number of fields keep their values this way, so an operator can
+    correct them column by column.
+    """
+    try:
+        return _split(raw, delimiter)
+    except csv.Error:
+        return None
+
+
 def _detect_delimiter(header_text: str) -> str:
     unquoted = _QUOTED.sub("", header_text)
     return ";" if unquoted.count(";") > unquoted.count(",") else ","
@@ -194,6 +211,11 @@ class CsvFile:
     def __iter__(self) -> Iterator[ParsedRow]:
         for record in self._iterator:
             yield self._parse(record)
+
+    @property
+    def bytes_read(self) -> int:
+        """How far into the file reading has got, for progress."""
+        return self._records.position
 
     def _parse(self, record: _Record) -> ParsedRow:
         raw = _safe(record.text) if self._records.saw_bad_bytes else record.text

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal, Protocol, TypeVar
+from uuid import UUID
 
 from application.csv_reader import ParsedRow
 from domain.shared import ValidationError
@@ -16,16 +17,18 @@ from domain.shared import ValidationError
 __all__ = [
     "COUNTRY_CODES",
     "ROW_ERROR",
+    "ChunkContext",
     "Column",
     "ColumnType",
-    "ContactImportResult",
     "ContactStore",
     "Importer",
     "ImporterRegistry",
+    "Rejections",
     "RowValidator",
     "ValidRow",
     "builtin_importers",
     "contacts_importer",
+    "default_importers",
     "describe_errors",
     "missing_columns",
     "validate_chunk",
@@ -40,7 +43,25 @@ ValidRow = tuple[int, dict[str, Any]]
 #: A failed row: its line number, its raw values and an error per column (or `ROW_ERROR`).
 FailedRow = tuple[int, list[str], dict[str, str]]
 
-Handler = Callable[[list[ValidRow], dict[str, Any], Any], Any]
+#: Rows a handler refused (e.g. a key already in the database): row number → error per column.
+Rejections = dict[int, dict[str, str]]
+
+
+@dataclass(frozen=True)
+class ChunkContext:
+    """What a handler knows about the chunk it writes: the import, its tenant and options.
+
+    A chunk may be handed over again after a crash (its rows written, its outcome not yet
+    recorded): a handler must be idempotent for (import_id, row number).
+    """
+
+    import_id: UUID
+    tenant: str
+    chunk: int
+    options: Mapping[str, Any]
+
+
+Handler = Callable[[list[ValidRow], ChunkContext], Rejections | None]
 H = TypeVar("H", bound=Handler)
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -467,35 +488,31 @@ _COUNTRY_CODE_LIST = """
 COUNTRY_CODES: frozenset[str] = frozenset(_COUNTRY_CODE_LIST.split())
 
 
-@dataclass(frozen=True)
-class ContactImportResult:
-    """What the store did with a chunk of valid contacts."""
-
-    inserted: int
-    updated: int
-    rejected: list[tuple[int, str]]
-
-
 class ContactStore(Protocol):
     """Where contacts are written, keyed on their lower-cased email."""
 
     def upsert(
-        self, rows: Sequence[ValidRow], update_existing: bool
-    ) -> tuple[int, int, list[tuple[int, str]]]:
-        """Insert new contacts, update or reject existing ones: (inserted, updated, rejected)."""
+        self, rows: Sequence[ValidRow], *, update_existing: bool, import_id: UUID, tenant: str
+    ) -> Rejections:
+        """Insert new contacts, update (or reject) existing ones; the rows refused and why.
+
+        A row already written by the same import and row number (a chunk run again after a
+        crash) counts as written.
+        """
         ...
 
 
-def import_contacts(
-    rows: list[ValidRow], options: dict[str, Any], store: ContactStore
-) -> ContactImportResult:
-    """Write a chunk of valid contacts through `store`."""
-    inserted, updated, rejected = store.upsert(rows, bool(options.get("update_existing")))
-    return ContactImportResult(inserted, updated, rejected)
+def contacts_importer(store: ContactStore) -> Importer:
+    """The built-in `contacts` importer, writing to `store`."""
 
+    def import_contacts(rows: list[ValidRow], context: ChunkContext) -> Rejections:
+        return store.upsert(
+            rows,
+            update_existing=bool(context.options.get("update_existing")),
+            import_id=context.import_id,
+            tenant=context.tenant,
+        )
 
-def contacts_importer() -> Importer:
-    """The built-in `contacts` importer."""
     return Importer(
         name="contacts",
         description="Contacts keyed on email: name, email, age, country.",
@@ -515,8 +532,20 @@ def contacts_importer() -> Importer:
     )
 
 
-def builtin_importers() -> ImporterRegistry:
-    """A registry holding the built-in importers."""
+#: Importers the application registers (`@default_importers.importer(...)` in a command module).
+default_importers = ImporterRegistry()
+
+
+def builtin_importers(
+    contacts: ContactStore, extra: ImporterRegistry | None = None
+) -> ImporterRegistry:
+    """A registry holding the application's importers (`extra`) and the built-in ones.
+
+    An application importer with a built-in's name replaces the built-in.
+    """
     registry = ImporterRegistry()
-    registry.register(contacts_importer())
+    for name in extra.names() if extra is not None else []:
+        registry.register(extra.get(name))  # type: ignore[union-attr]
+    if "contacts" not in registry:
+        registry.register(contacts_importer(contacts))
     return registry

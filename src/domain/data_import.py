@@ -54,6 +54,8 @@ class Import(Aggregate):
         file_name: str
         file_size: int
         stored_as: str
+        header: list[str]
+        delimiter: str
         mapping: dict[str, str]
         options: dict[str, Any]
         chunk_size: int
@@ -66,6 +68,15 @@ class Import(Aggregate):
         last_row: int
         rows_ok: int
         failed_rows: list[dict[str, Any]]
+        bytes_read: int
+        at: datetime
+
+    class FailedRowsRetried(Aggregate.Event):
+        """Some failed rows ran again (maybe corrected): which passed, which still fail."""
+
+        passed: list[int]
+        still_failing: list[dict[str, Any]]
+        by: str
         at: datetime
 
     class Completed(Aggregate.Event):
@@ -89,6 +100,8 @@ class Import(Aggregate):
         file_name: str,
         file_size: int,
         stored_as: str,
+        header: list[str],
+        delimiter: str,
         mapping: dict[str, str],
         options: dict[str, Any],
         chunk_size: int,
@@ -98,13 +111,24 @@ class Import(Aggregate):
         self.tenant = tenant
         self.importer = importer
         self.file_name = file_name
+        self.file_size = file_size
+        self.stored_as = stored_as
+        self.header = header
+        self.delimiter = delimiter
+        self.mapping = mapping
+        self.options = options
         self.chunk_size = chunk_size
         self.status = ImportStatus.PROCESSING
         self.started_at = at
+        self.finished_at: datetime | None = None
+        self.failure: str | None = None
         self.chunks: set[int] = set()
         self.rows = 0
         self.succeeded = 0
         self.failed = 0
+        self.bytes_read = 0
+        #: The rows that failed and have not passed a retry since: number → data as last tried.
+        self.failing: dict[int, dict[str, str]] = {}
 
     @classmethod
     def start(
@@ -117,6 +141,8 @@ class Import(Aggregate):
         stored_as: str,
         by: str,
         at: datetime,
+        header: list[str],
+        delimiter: str = ",",
         tenant: str = DEFAULT_TENANT,
         mapping: dict[str, str] | None = None,
         options: dict[str, Any] | None = None,
@@ -135,6 +161,8 @@ class Import(Aggregate):
             file_name=file_name,
             file_size=file_size,
             stored_as=stored_as,
+            header=list(header),
+            delimiter=delimiter,
             mapping=dict(mapping or {}),
             options=dict(options or {}),
             chunk_size=chunk_size,
@@ -155,6 +183,7 @@ class Import(Aggregate):
         rows_ok: int,
         failed_rows: list[FailedRow],
         at: datetime,
+        bytes_read: int = 0,
     ) -> None:
         """Record one chunk's outcome; a chunk is counted once, however often it ran."""
         self._require_processing()
@@ -168,6 +197,30 @@ class Import(Aggregate):
             last_row=last_row,
             rows_ok=rows_ok,
             failed_rows=[row.to_dict() for row in failed_rows],
+            bytes_read=max(bytes_read, self.bytes_read),
+            at=require_utc(at, "at"),
+        )
+
+    def record_retry(
+        self, *, passed: list[int], still_failing: list[FailedRow], by: str, at: datetime
+    ) -> None:
+        """Failed rows ran again: `passed` now imported, `still_failing` with their new errors."""
+        if self.status not in {ImportStatus.COMPLETED, ImportStatus.COMPLETED_WITH_FAILURES}:
+            raise InvalidTransitionError(
+                f"import {self.id} is {self.status}: only a finished import's rows can be retried"
+            )
+        unknown = sorted(({*passed} | {row.number for row in still_failing}) - self.failing.keys())
+        if unknown:
+            shown = ", ".join(str(number) for number in unknown[:10])
+            raise ValidationError(
+                f"rows {shown} of import {self.id} are not failing rows", field="rows"
+            )
+        if set(passed) & {row.number for row in still_failing}:
+            raise ValidationError("a row cannot both pass and fail", field="rows")
+        self._failed_rows_retried(
+            passed=sorted(passed),
+            still_failing=[row.to_dict() for row in still_failing],
+            by=by,
             at=require_utc(at, "at"),
         )
 
@@ -199,12 +252,28 @@ class Import(Aggregate):
         last_row: int,
         rows_ok: int,
         failed_rows: list[dict[str, Any]],
+        bytes_read: int,
         at: datetime,
     ) -> None:
         self.chunks.add(chunk)
         self.succeeded += rows_ok
         self.failed += len(failed_rows)
         self.rows += rows_ok + len(failed_rows)
+        self.bytes_read = bytes_read
+        self.failing.update((int(row["number"]), dict(row["data"])) for row in failed_rows)
+
+    @event(FailedRowsRetried)
+    def _failed_rows_retried(
+        self, passed: list[int], still_failing: list[dict[str, Any]], by: str, at: datetime
+    ) -> None:
+        for number in passed:
+            self.failing.pop(number, None)
+        self.failing.update((int(row["number"]), dict(row["data"])) for row in still_failing)
+        self.succeeded += len(passed)
+        self.failed -= len(passed)
+        self.status = (
+            ImportStatus.COMPLETED_WITH_FAILURES if self.failed else ImportStatus.COMPLETED
+        )
 
     @event(Completed)
     def _completed(self, status: str, rows: int, succeeded: int, failed: int, at: datetime) -> None:

@@ -33,6 +33,16 @@ class Settings:
     default_backoff_seconds: float = 1.0
     worker_threads: int = 8
     projection_batch_size: int = 500
+    #: Where uploaded imports and produced exports are kept; API and workers must share it.
+    files_dir_override: Path | None = None
+    import_max_bytes: int = 100 * 1024 * 1024
+    import_chunk_size: int = 1000
+    export_retention_hours: float = 168.0
+
+    @property
+    def files_dir(self) -> Path:
+        """The folder of import uploads (`imports/`) and export files (`exports/`)."""
+        return self.files_dir_override or self.data_dir / "files"
 
     @property
     def embedded(self) -> bool:
@@ -123,4 +133,12 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         default_backoff_seconds=_float(env, "CHRONICLE_RETRY_BACKOFF_SECONDS", 1.0),
         worker_threads=_int(env, "CHRONICLE_WORKER_THREADS", 8, 1, 256),
         projection_batch_size=_int(env, "CHRONICLE_PROJECTION_BATCH_SIZE", 500, 1, 10_000),
+        files_dir_override=Path(files_dir)
+        if (files_dir := env.get("CHRONICLE_FILES_DIR"))
+        else None,
+        import_max_bytes=_int(
+            env, "CHRONICLE_IMPORT_MAX_BYTES", 100 * 1024 * 1024, 1024, 100 * 1024**3
+        ),
+        import_chunk_size=_int(env, "CHRONICLE_IMPORT_CHUNK_SIZE", 1000, 1, 50_000),
+        export_retention_hours=_float(env, "CHRONICLE_EXPORT_RETENTION_HOURS", 168.0),
     )

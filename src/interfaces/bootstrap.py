@@ -18,6 +18,8 @@ from application.commands import CommandRegistry, default_registry
 from application.event_log import ChronicleEvents
 from application.execution import JobExecutor
 from application.group_commit import GroupCommitter
+from application.importers import builtin_importers, default_importers
+from application.imports import ImportJobWatcher, ImportService, register_import_command
 from application.jobs import JobService
 from application.outbox import OutboxRelay
 from application.ports import Clock, CronCalculator, JobQueue, SystemClock
@@ -26,6 +28,7 @@ from application.queue_control import PauseWatcher, QueueControlService
 from application.scheduler import Scheduler
 from application.schedules import ScheduleService
 from application.views.batches import BatchesProjection
+from application.views.imports import ImportsProjection
 from application.views.job_timeline import JobTimelineProjection
 from application.views.jobs import JobsProjection
 from application.views.queue_metrics import QueueMetricsProjection
@@ -33,6 +36,7 @@ from application.views.queue_pauses import QueuePausesProjection
 from application.views.schedules import ScheduleRunsProjection, SchedulesProjection
 from domain.job import QUEUES
 from infrastructure.batch_read_models import SqlBatchQueries, batch_process_store, batches_store
+from infrastructure.contacts import SqlContactStore
 from infrastructure.cron import CroniterCalculator
 from infrastructure.event_store import (
     StoreEventLog,
@@ -41,6 +45,8 @@ from infrastructure.event_store import (
     setup_lock,
     sqlite_env,
 )
+from infrastructure.import_files import LocalImportFiles
+from infrastructure.import_read_models import SqlImportQueries, imports_store
 from infrastructure.queue_metrics import SqlQueueMetrics, queue_metrics_store
 from infrastructure.queue_pauses import SqlQueuePauses, queue_pauses_store
 from infrastructure.read_models import (
@@ -66,6 +72,7 @@ PROJECTIONS = (
     "queue_pauses",
     "queue_metrics",
     "batches",
+    "imports",
 )
 
 
@@ -102,6 +109,8 @@ class Chronicle:
     queue_metrics: SqlQueueMetrics
     batches: BatchService
     batch_queries: SqlBatchQueries
+    imports: ImportService
+    import_queries: SqlImportQueries
     runners: dict[str, ProjectionRunner[Any]] = field(default_factory=dict)
     queue: JobQueue | None = None
 
@@ -196,6 +205,9 @@ def _create_read_models(db: Database) -> list[SqlProjectionStore[Any]]:
     # Batches too; the batch process keeps its own state (it is not a read model).
     batches_store(db).create()
     batch_process_store(db).create()
+    imports_store(db).create()
+    # The contacts table is the built-in importer's target, not a read model.
+    SqlContactStore(db).create()
     return stores
 
 
@@ -206,8 +218,11 @@ def bootstrap(
     clock: Clock | None = None,
 ) -> Chronicle:
     """Build the event store, read models, use cases and projection runners."""
-    registry = registry if registry is not None else default_registry
-    load_command_modules(registry, settings.command_modules)
+    base = registry if registry is not None else default_registry
+    load_command_modules(base, settings.command_modules)
+    # This Chronicle's system commands (imports, exports) go on a child registry, so several
+    # Chronicles in one process (tests) each run their own.
+    registry = CommandRegistry(parent=base)
     clock = clock or SystemClock()
     db: Database
     if settings.embedded:
@@ -234,6 +249,16 @@ def bootstrap(
         default_backoff_seconds=settings.default_backoff_seconds,
         failed_jobs=queries,
     )
+    imports = ImportService(
+        events,
+        jobs,
+        builtin_importers(SqlContactStore(db), default_importers),
+        LocalImportFiles(settings.files_dir / "imports"),
+        clock,
+        chunk_size=settings.import_chunk_size,
+        max_bytes=settings.import_max_bytes,
+    )
+    register_import_command(registry, imports)
     chronicle = Chronicle(
         settings=settings,
         events=events,
@@ -251,6 +276,8 @@ def bootstrap(
         queue_metrics=SqlQueueMetrics(db),
         batches=BatchService(events, jobs, clock, SqlBatchQueries(db)),
         batch_queries=SqlBatchQueries(db),
+        imports=imports,
+        import_queries=SqlImportQueries(db),
     )
     projections: list[Any] = [
         JobsProjection(),
@@ -276,6 +303,16 @@ def bootstrap(
     chronicle.runners["batch_process"] = ProjectionRunner(
         BatchProcess(events, jobs, clock, backoff_seconds=settings.default_backoff_seconds),
         batch_process_store(db),
+        log,
+        batch_size=batch,
+    )
+    chronicle.runners["imports"] = ProjectionRunner(
+        ImportsProjection(), imports_store(db), log, batch_size=batch
+    )
+    # Fails the import of an import job that gave up: no import stays "processing" forever.
+    chronicle.runners["import_jobs"] = ProjectionRunner(
+        ImportJobWatcher(events, imports),
+        TrackingOnlyStore(db, "import_jobs", None),
         log,
         batch_size=batch,
     )

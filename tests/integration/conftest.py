@@ -30,7 +30,10 @@ def make_settings(backend: str, tmp_path: Path, schema: str | None) -> Settings:
     if backend == "sqlite":
         return Settings(data_dir=tmp_path / "data", default_backoff_seconds=0.0)
     return Settings(
-        database_url=POSTGRES_URL, database_schema=schema or "public", default_backoff_seconds=0.0
+        database_url=POSTGRES_URL,
+        database_schema=schema or "public",
+        default_backoff_seconds=0.0,
+        data_dir=tmp_path / "data",
     )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 import pytest
 
 from application.importers import builtin_importers, validate_chunk
-from infrastructure.contacts import SqlContactStore
+from infrastructure.contacts import ALREADY_EXISTS, SqlContactStore
 from interfaces.bootstrap import Chronicle
 
 pytestmark = pytest.mark.integration
@@ -14,7 +16,7 @@ pytestmark = pytest.mark.integration
 def test_contacts_are_inserted_then_updated_or_rejected(chronicle: Chronicle):
     store = SqlContactStore(chronicle.db)
     store.create()
-    importer = builtin_importers().get("contacts")
+    importer = builtin_importers(store).get("contacts")
     header = ["name", "email", "age", "country"]
     rows = [
         (2, ["Ada", "ADA@example.com", "36", "gb"]),
@@ -24,18 +26,21 @@ def test_contacts_are_inserted_then_updated_or_rejected(chronicle: Chronicle):
     valid, failed = validate_chunk(importer, header, None, rows)
     assert [number for number, _ in valid] == [2, 3]
     assert [row[0] for row in failed] == [4]
-    assert store.upsert(valid, update_existing=False) == (2, 0, [])
+    first, second = uuid4(), uuid4()
+    assert store.upsert(valid, update_existing=False, import_id=first) == {}
     assert store.count() == 2
+    # The same rows of the same import again (a chunk re-run after a crash): already written.
+    assert store.upsert(valid, update_existing=False, import_id=first) == {}
     again = [(5, {**valid[0][1], "name": "Ada L."}), (6, valid[1][1])]
-    assert store.upsert(again, update_existing=False) == (
-        0,
-        0,
-        [
-            (5, "email: a contact with this email already exists"),
-            (6, "email: a contact with this email already exists"),
-        ],
-    )
-    assert store.upsert(again, update_existing=True) == (0, 2, [])
+    assert store.upsert(again, update_existing=False, import_id=second) == {
+        5: {"email": ALREADY_EXISTS},
+        6: {"email": ALREADY_EXISTS},
+    }
+    # Another row of the same import with a known email is a duplicate, not a re-run.
+    assert store.upsert([(9, valid[0][1])], update_existing=False, import_id=first) == {
+        9: {"email": ALREADY_EXISTS}
+    }
+    assert store.upsert(again, update_existing=True, import_id=second) == {}
     assert store.count() == 2
-    other_tenant = SqlContactStore(chronicle.db, tenant="acme")
-    assert other_tenant.upsert(valid, update_existing=False) == (2, 0, [])
+    assert store.upsert(valid, update_existing=False, import_id=first, tenant="acme") == {}
+    assert store.count("acme") == 2

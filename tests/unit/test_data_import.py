@@ -22,6 +22,7 @@ def started(**overrides: object) -> Import:
         "stored_as": "imports/abc.csv",
         "by": "ops",
         "at": T0,
+        "header": ["name", "email", "age", "country"],
     }
     fields.update(overrides)
     return Import.start(**fields)  # type: ignore[arg-type]

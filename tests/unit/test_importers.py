@@ -6,6 +6,7 @@ import io
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -13,13 +14,15 @@ from application.csv_reader import ParsedRow, read_rows
 from application.importers import (
     COUNTRY_CODES,
     ROW_ERROR,
+    ChunkContext,
     Column,
-    ContactImportResult,
     Importer,
     ImporterRegistry,
+    Rejections,
     RowValidator,
     ValidRow,
     builtin_importers,
+    contacts_importer,
     describe_errors,
     missing_columns,
     validate_chunk,
@@ -28,7 +31,7 @@ from application.importers import (
 from domain.shared import ValidationError
 
 
-def noop(rows: list[ValidRow], options: dict[str, Any], port: Any) -> None:
+def noop(rows: list[ValidRow], context: ChunkContext) -> None:
     return None
 
 
@@ -48,20 +51,20 @@ class FakeContactStore:
         self.contacts = dict(existing or {})
 
     def upsert(
-        self, rows: Sequence[ValidRow], update_existing: bool
-    ) -> tuple[int, int, list[tuple[int, str]]]:
-        inserted = updated = 0
-        rejected: list[tuple[int, str]] = []
+        self,
+        rows: Sequence[ValidRow],
+        *,
+        update_existing: bool,
+        import_id: UUID,
+        tenant: str,
+    ) -> Rejections:
+        rejected: Rejections = {}
         for number, row in rows:
-            if row["email"] not in self.contacts:
-                inserted += 1
-            elif update_existing:
-                updated += 1
-            else:
-                rejected.append((number, f"email: {row['email']} already exists"))
+            if row["email"] in self.contacts and not update_existing:
+                rejected[number] = {"email": f"{row['email']} already exists"}
                 continue
             self.contacts[row["email"]] = row
-        return inserted, updated, rejected
+        return rejected
 
 
 # -- column types -----------------------------------------------------------------------------
@@ -166,14 +169,14 @@ def test_required_and_optional_empty_values():
 
 
 def test_headers_match_columns_case_insensitively_by_default():
-    importer = builtin_importers().get("contacts")
+    importer = builtin_importers(FakeContactStore()).get("contacts")
     row, errors = validate_row(importer, ["Name", "EMAIL"], None, ["Ada", "ada@example.com"])
     assert errors == {}
     assert row == {"name": "Ada", "email": "ada@example.com", "age": None, "country": None}
 
 
 def test_mapping_renames_csv_headers_to_importer_columns():
-    importer = builtin_importers().get("contacts")
+    importer = builtin_importers(FakeContactStore()).get("contacts")
     header = ["Full name", "E-mail", "Land"]
     mapping = {"full name": "name", "E-mail": "email", "Land": "country"}
     assert missing_columns(importer, header, mapping) == []
@@ -183,7 +186,7 @@ def test_mapping_renames_csv_headers_to_importer_columns():
 
 
 def test_mapping_to_an_unknown_column_or_from_an_unknown_header_is_named():
-    importer = builtin_importers().get("contacts")
+    importer = builtin_importers(FakeContactStore()).get("contacts")
     with pytest.raises(ValidationError, match=r"no column 'emial' \(did you mean 'email'\?\)"):
         missing_columns(importer, ["name", "mail"], {"mail": "emial"})
     with pytest.raises(ValidationError, match="CSV column 'mial', which is not in the header"):
@@ -193,7 +196,7 @@ def test_mapping_to_an_unknown_column_or_from_an_unknown_header_is_named():
 
 
 def test_missing_required_columns_are_named():
-    importer = builtin_importers().get("contacts")
+    importer = builtin_importers(FakeContactStore()).get("contacts")
     assert missing_columns(importer, ["age", "country"]) == ["name", "email"]
     assert missing_columns(importer, ["name", "mail"], {"mail": "email"}) == []
     with pytest.raises(ValidationError, match=r"lacks required columns .*: name, email") as caught:
@@ -205,7 +208,7 @@ def test_missing_required_columns_are_named():
 
 
 def test_unique_column_reports_the_first_row_across_chunks():
-    importer = builtin_importers().get("contacts")
+    importer = builtin_importers(FakeContactStore()).get("contacts")
     header = ["name", "email"]
     validator = RowValidator(importer, header)
     valid, failed = validate_chunk(
@@ -229,7 +232,7 @@ def test_unique_column_reports_the_first_row_across_chunks():
 
 
 def test_a_failed_row_does_not_claim_its_unique_key():
-    importer = builtin_importers().get("contacts")
+    importer = builtin_importers(FakeContactStore()).get("contacts")
     validator = RowValidator(importer, ["name", "email", "age"])
     valid, failed = validator.validate_chunk(
         [(2, ["", "ada@example.com", "1"]), (3, ["Ada", "ada@example.com", "1"])]
@@ -239,7 +242,7 @@ def test_a_failed_row_does_not_claim_its_unique_key():
 
 
 def test_parse_errors_become_failed_rows():
-    importer = builtin_importers().get("contacts")
+    importer = builtin_importers(FakeContactStore()).get("contacts")
     rows = [ParsedRow(5, None, "a,b,c", "expected 2 fields, got 3")]
     assert validate_chunk(importer, ["name", "email"], None, rows) == (
         [],
@@ -275,7 +278,7 @@ def test_unknown_importer_is_named_with_a_suggestion():
     with pytest.raises(
         ValidationError, match=r"unknown importer 'contact' \(did you mean 'contacts'"
     ) as caught:
-        builtin_importers().get("contact")
+        builtin_importers(FakeContactStore()).get("contact")
     assert caught.value.field == "importer"
 
 
@@ -302,7 +305,7 @@ CONTACTS_CSV = (
 
 
 def test_contacts_import_reports_exact_rows_and_messages():
-    registry = builtin_importers()
+    registry = builtin_importers(FakeContactStore())
     importer = registry.get("contacts")
     csv_file = read_rows(io.BytesIO(CONTACTS_CSV))
     assert csv_file.header == ["Name", "Email", "Age", "Country"]
@@ -338,11 +341,15 @@ def test_contacts_import_reports_exact_rows_and_messages():
     assert failed[0][1] == ["", "nobody@example.com", "20", "DE"]
 
     store = FakeContactStore({"eve@example.com": {"name": "Eve (old)"}})
+    importer = contacts_importer(store)
     options = importer.resolve_options(None)
     assert options == {"update_existing": False}
-    result = importer.handler(valid, options, store)
-    assert result == ContactImportResult(2, 0, [(10, "email: eve@example.com already exists")])
+    context = ChunkContext(uuid4(), "default", 0, options)
+    assert importer.handler(valid, context) == {10: {"email": "eve@example.com already exists"}}
+    assert set(store.contacts) == {"ada@example.com", "carol@example.com", "eve@example.com"}
 
-    result = importer.handler(valid, importer.resolve_options({"update_existing": True}), store)
-    assert result == ContactImportResult(0, 3, [])
+    updating = ChunkContext(
+        uuid4(), "default", 0, importer.resolve_options({"update_existing": True})
+    )
+    assert importer.handler(valid, updating) == {}
     assert store.contacts["eve@example.com"]["name"] == "Eve"
