@@ -108,6 +108,9 @@ class Column:
     unique: bool = False
     check: Callable[[Any], str | None] | None = None
     help: str = ""
+    _choices_by_key: dict[str, str] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if not _NAME.fullmatch(self.name):
@@ -116,6 +119,9 @@ class Column:
             raise ValueError(f"column {self.name!r} of type 'choice' needs choices")
         if self.type not in {*_TYPE_WORDS, "choice"}:
             raise ValueError(f"column {self.name!r} has unknown type {self.type!r}")
+        # Looked up once per cell: a dict, not a scan of (maybe hundreds of) choices.
+        by_key = {choice.casefold(): choice for choice in reversed(self.choices or ())}
+        object.__setattr__(self, "_choices_by_key", by_key)
 
     def convert(self, text: str) -> Any:
         """Convert trimmed, non-empty `text` to this column's value, or raise `_CellError`."""
@@ -183,9 +189,9 @@ class Column:
 
     def _choice(self, text: str) -> str:
         choices = self.choices or ()
-        for choice in choices:
-            if choice.casefold() == text.casefold():
-                return choice
+        found = self._choices_by_key.get(text.casefold())
+        if found is not None:
+            return found
         if len(choices) > _MANY_CHOICES:
             allowed = self.help or f"one of {len(choices)} allowed values"
         else:

@@ -12,7 +12,9 @@ the crash a second time; handlers are idempotent per (import, row). When the job
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, TypeVar
 from uuid import UUID, uuid4
@@ -22,11 +24,12 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from application.commands import CommandContext, CommandRegistry
-from application.csv_reader import CsvFileError, ParsedRow, read_rows, split_values
+from application.csv_reader import CsvFile, CsvFileError, ParsedRow, read_rows, split_values
 from application.event_log import ChronicleEvents, LoggedEvent, change, topic
 from application.importers import (
     ROW_ERROR,
     ChunkContext,
+    Importer,
     ImporterRegistry,
     RowValidator,
     missing_columns,
@@ -106,6 +109,14 @@ class ImportRequest:
     chunk_size: int | None = None
     tenant: str = DEFAULT_TENANT
     by: str = "api"
+
+
+@dataclass(frozen=True)
+class _ChunkWrite:
+    chunk: int
+    first_row: int
+    last_row: int
+    bytes_read: int
 
 
 @dataclass(frozen=True)
@@ -284,32 +295,8 @@ class ImportService:
                 return self._fail(current, str(exc))
             if current.chunks:
                 bound.info("import resumed", chunks_done=len(current.chunks))
-            for chunk, parsed in enumerate(_batched(csv_file, current.chunk_size)):
-                valid, failed = self._validate(validator, csv_file.header, current, parsed)
-                if chunk in current.chunks:
-                    continue  # recorded by an earlier run: validated only to carry its keys
-                if context is not None:
-                    context.raise_if_cancelled()
-                rejected = importer.handler(
-                    valid, ChunkContext(current.id, current.tenant, chunk, current.options)
-                )
-                failed.extend(
-                    FailedRow(number, row_data(csv_file.header, values), errors)
-                    for number, values, errors in self._rejected(valid, rejected, current)
-                )
-                failed.sort(key=lambda row: row.number)
-                updated = self._record(
-                    current,
-                    chunk=chunk,
-                    first_row=parsed[0].number,
-                    last_row=parsed[-1].number,
-                    rows_ok=len(valid) - len(rejected or {}),
-                    failed_rows=failed,
-                    bytes_read=csv_file.bytes_read,
-                )
-                if updated is None:
-                    return summary(self.get(import_id))
-                current = updated
+            if not self._import_chunks(current, importer, csv_file, validator, context):
+                return summary(self.get(import_id))
         finished = change(
             self._events,
             lambda: self.get(import_id),
@@ -358,6 +345,73 @@ class ImportService:
             }
             values = [by_column.get(_target(current, name), "") for name in current.header]
             yield number, values, dict(errors)
+
+    def _import_chunks(
+        self,
+        current: Import,
+        importer: Importer,
+        csv_file: CsvFile,
+        validator: RowValidator,
+        context: CommandContext | None,
+    ) -> bool:
+        """Every chunk not recorded yet, written and recorded; False if the import stopped.
+
+        Chunk N is written and recorded on a thread while chunk N+1 is parsed and validated
+        here: one chunk in flight, recorded in order, so a crash still loses at most the
+        chunk being written.
+        """
+        done = frozenset(current.chunks)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="chronicle-import") as pool:
+            pending: Future[Import | None] | None = None
+            for chunk, parsed in enumerate(_batched(csv_file, current.chunk_size)):
+                valid, failed = self._validate(validator, csv_file.header, current, parsed)
+                if chunk in done:
+                    continue  # recorded by an earlier run: validated only to carry its keys
+                if context is not None:
+                    context.raise_if_cancelled()
+                if pending is not None:
+                    written = pending.result()
+                    if written is None:
+                        return False
+                    current = written
+                write = _ChunkWrite(chunk, parsed[0].number, parsed[-1].number, csv_file.bytes_read)
+                pending = pool.submit(
+                    contextvars.copy_context().run,
+                    self._write_chunk,
+                    importer,
+                    current,
+                    write,
+                    valid,
+                    failed,
+                )
+            return pending is None or pending.result() is not None
+
+    def _write_chunk(
+        self,
+        importer: Importer,
+        current: Import,
+        write: _ChunkWrite,
+        valid: list[tuple[int, dict[str, Any]]],
+        failed: list[FailedRow],
+    ) -> Import | None:
+        """Hand the valid rows to the importer, then record the chunk's outcome."""
+        rejected = importer.handler(
+            valid, ChunkContext(current.id, current.tenant, write.chunk, current.options)
+        )
+        failed.extend(
+            FailedRow(number, row_data(current.header, values), errors)
+            for number, values, errors in self._rejected(valid, rejected, current)
+        )
+        failed.sort(key=lambda row: row.number)
+        return self._record(
+            current,
+            chunk=write.chunk,
+            first_row=write.first_row,
+            last_row=write.last_row,
+            rows_ok=len(valid) - len(rejected or {}),
+            failed_rows=failed,
+            bytes_read=write.bytes_read,
+        )
 
     def _record(self, current: Import, **chunk: Any) -> Import | None:
         """Record a chunk; None when the import stopped meanwhile (failed by the watcher)."""

@@ -112,6 +112,7 @@ class Import(Aggregate):
         self.importer = importer
         self.file_name = file_name
         self.file_size = file_size
+        self.started_by = by
         self.stored_as = stored_as
         self.header = header
         self.delimiter = delimiter

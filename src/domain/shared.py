@@ -23,6 +23,10 @@ class NotFoundError(DomainError):
     """The requested aggregate or read-model row does not exist."""
 
 
+class GoneError(DomainError):
+    """The thing existed but was removed on purpose (e.g. an export's file after retention)."""
+
+
 class ConflictError(DomainError):
     """Others changed the aggregate too often while we tried; the caller may try again."""
 

@@ -18,12 +18,14 @@ from uuid import UUID
 from xml.sax.saxutils import escape
 
 from application.exporters import ExportColumn, ExportRow, neutralise
+from application.exports import WrittenFile
 from domain.shared import NotFoundError, ValidationError, require_utc
 
 __all__ = [
     "XLSX_MAX_COLUMNS",
     "XLSX_MAX_ROWS",
     "XLSX_MAX_TEXT",
+    "ExportFileStore",
     "ExportFormat",
     "ExportResult",
     "FileStore",
@@ -354,3 +356,44 @@ class FileStore:
                     path.unlink(missing_ok=True)
                     removed.append(path)
         return sorted(removed)
+
+
+_WRITERS = {"csv": write_csv, "xlsx": write_xlsx}
+
+
+class ExportFileStore:
+    """ExportFiles on a local (or shared, mounted) folder: `<export id>.<format>` files."""
+
+    def __init__(self, root: Path) -> None:
+        self._store = FileStore(root)
+
+    @property
+    def root(self) -> Path:
+        return self._store.root
+
+    def write(
+        self,
+        export_id: UUID,
+        fmt: str,
+        columns: Sequence[ExportColumn],
+        rows: Iterable[ExportRow],
+    ) -> WrittenFile:
+        known: ExportFormat = "xlsx" if fmt == "xlsx" else "csv"
+        if fmt != known:
+            raise ValidationError(f"unknown export format {fmt!r}; use csv or xlsx", field="format")
+        path = self._store.path_for(export_id, known)
+        result = _WRITERS[known](path, columns, rows)
+        return WrittenFile(name=path.name, rows=result.rows, size=result.size)
+
+    def path(self, name: str) -> Path:
+        return self._store.open_download(name)
+
+    def remove(self, name: str) -> None:
+        try:
+            path = self._store.open_download(name)
+        except NotFoundError:
+            return
+        path.unlink(missing_ok=True)
+
+    def remove_older_than(self, age: timedelta, now: datetime) -> list[str]:
+        return [path.name for path in self._store.remove_older_than(age, now)]

@@ -50,7 +50,8 @@ SCHEDULE_RUNS = Table(
     finished_at TIMESTAMPTZ, duration_ms DOUBLE PRECISION, outcome TEXT, error TEXT,
     output TEXT, skip_reason TEXT, skip_detail TEXT, skip_count INTEGER NOT NULL,
     dst TEXT, triggered_by TEXT""",
-    (("schedule_seq", "schedule_id, seq"), ("job", "job_id")),
+    # tenant_seq: the schedule-runs export of a whole tenant reads it a page at a time.
+    (("schedule_seq", "schedule_id, seq"), ("job", "job_id"), ("tenant_seq", "tenant, seq")),
 )
 
 SCHEDULE_COLUMNS = (

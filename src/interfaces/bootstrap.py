@@ -17,6 +17,8 @@ from application.builtin_commands import register_builtins
 from application.commands import CommandRegistry, default_registry
 from application.event_log import ChronicleEvents
 from application.execution import JobExecutor
+from application.exporters import ExporterRegistry, default_exporters
+from application.exports import ExportJobWatcher, ExportService, register_export_command
 from application.group_commit import GroupCommitter
 from application.importers import builtin_importers, default_importers
 from application.imports import ImportJobWatcher, ImportService, register_import_command
@@ -28,6 +30,7 @@ from application.queue_control import PauseWatcher, QueueControlService
 from application.scheduler import Scheduler
 from application.schedules import ScheduleService
 from application.views.batches import BatchesProjection
+from application.views.exports import ExportsProjection
 from application.views.imports import ImportsProjection
 from application.views.job_timeline import JobTimelineProjection
 from application.views.jobs import JobsProjection
@@ -36,6 +39,7 @@ from application.views.queue_pauses import QueuePausesProjection
 from application.views.schedules import ScheduleRunsProjection, SchedulesProjection
 from domain.job import QUEUES
 from infrastructure.batch_read_models import SqlBatchQueries, batch_process_store, batches_store
+from infrastructure.builtin_exporters import register_builtin_exporters
 from infrastructure.contacts import SqlContactStore
 from infrastructure.cron import CroniterCalculator
 from infrastructure.event_store import (
@@ -45,6 +49,8 @@ from infrastructure.event_store import (
     setup_lock,
     sqlite_env,
 )
+from infrastructure.export_files import ExportFileStore
+from infrastructure.export_read_models import SqlExportQueries, exports_store
 from infrastructure.import_files import LocalImportFiles
 from infrastructure.import_read_models import SqlImportQueries, imports_store
 from infrastructure.queue_metrics import SqlQueueMetrics, queue_metrics_store
@@ -73,6 +79,7 @@ PROJECTIONS = (
     "queue_metrics",
     "batches",
     "imports",
+    "exports",
 )
 
 
@@ -111,6 +118,9 @@ class Chronicle:
     batch_queries: SqlBatchQueries
     imports: ImportService
     import_queries: SqlImportQueries
+    exporters: ExporterRegistry
+    exports: ExportService
+    export_queries: SqlExportQueries
     runners: dict[str, ProjectionRunner[Any]] = field(default_factory=dict)
     queue: JobQueue | None = None
 
@@ -206,6 +216,7 @@ def _create_read_models(db: Database) -> list[SqlProjectionStore[Any]]:
     batches_store(db).create()
     batch_process_store(db).create()
     imports_store(db).create()
+    exports_store(db).create()
     # The contacts table is the built-in importer's target, not a read model.
     SqlContactStore(db).create()
     return stores
@@ -216,6 +227,7 @@ def bootstrap(
     *,
     registry: CommandRegistry | None = None,
     clock: Clock | None = None,
+    exporters: ExporterRegistry | None = None,
 ) -> Chronicle:
     """Build the event store, read models, use cases and projection runners."""
     base = registry if registry is not None else default_registry
@@ -259,6 +271,23 @@ def bootstrap(
         max_bytes=settings.import_max_bytes,
     )
     register_import_command(registry, imports)
+    # The application's exporters (`default_exporters`) and the built-in ones, on a child
+    # registry of this Chronicle's own, like the system commands.
+    export_registry = ExporterRegistry(
+        parent=exporters if exporters is not None else default_exporters
+    )
+    register_builtin_exporters(export_registry, db)
+    export_queries = SqlExportQueries(db)
+    exports = ExportService(
+        events,
+        jobs,
+        clock,
+        exporters=export_registry,
+        files=ExportFileStore(settings.files_dir / "exports"),
+        queries=export_queries,
+        retention_hours=settings.export_retention_hours,
+    )
+    register_export_command(registry, exports)
     chronicle = Chronicle(
         settings=settings,
         events=events,
@@ -278,6 +307,9 @@ def bootstrap(
         batch_queries=SqlBatchQueries(db),
         imports=imports,
         import_queries=SqlImportQueries(db),
+        exporters=export_registry,
+        exports=exports,
+        export_queries=export_queries,
     )
     projections: list[Any] = [
         JobsProjection(),
@@ -313,6 +345,16 @@ def bootstrap(
     chronicle.runners["import_jobs"] = ProjectionRunner(
         ImportJobWatcher(events, imports),
         TrackingOnlyStore(db, "import_jobs", None),
+        log,
+        batch_size=batch,
+    )
+    chronicle.runners["exports"] = ProjectionRunner(
+        ExportsProjection(), exports_store(db), log, batch_size=batch
+    )
+    # Fails the export of an export job that gave up or was cancelled before it ran.
+    chronicle.runners["export_jobs"] = ProjectionRunner(
+        ExportJobWatcher(events, exports),
+        TrackingOnlyStore(db, "export_jobs", None),
         log,
         batch_size=batch,
     )

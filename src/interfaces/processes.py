@@ -26,6 +26,9 @@ from interfaces.http.app import create_app
 
 log = structlog.get_logger(__name__)
 
+#: How often `projector` and `up` remove export files past the retention.
+RETENTION_SWEEP_SECONDS = 60.0
+
 
 def _require_shared_broker(settings: Settings, process: str) -> None:
     if settings.effective_broker_url.startswith("memory://"):
@@ -85,10 +88,13 @@ def run_projector(settings: Settings) -> None:
     queue = DramatiqJobQueue(setup)
     chronicle.add_outbox(queue)
     threads = RunnerThreads(list(chronicle.runners.values())).start()
+    # Export files past the retention are removed (and their exports say so) every minute.
+    retention = chronicle.exports.sweeper(RETENTION_SWEEP_SECONDS).start()
     log.info("projector running", projections=sorted(chronicle.runners))
     try:
         _wait_for_signal()
     finally:
+        retention.stop()
         threads.stop()
         queue.close()
         setup.close()
@@ -181,6 +187,7 @@ def run_all_in_one(settings: Settings) -> None:
     queue = DramatiqJobQueue(setup)
     chronicle.add_outbox(queue)
     threads = RunnerThreads(list(chronicle.runners.values())).start()
+    retention = chronicle.exports.sweeper(RETENTION_SWEEP_SECONDS).start()
     scheduler_stop = threading.Event()
     scheduler = threading.Thread(
         target=chronicle.scheduler().run, args=(scheduler_stop,), name="chronicle-scheduler"
@@ -210,6 +217,7 @@ def run_all_in_one(settings: Settings) -> None:
         heartbeat.stop()
         scheduler_stop.set()
         scheduler.join(10)
+        retention.stop()
         threads.stop()
         queue.close()
         setup.close()

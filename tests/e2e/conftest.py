@@ -99,6 +99,8 @@ def production(tmp_path: Path) -> Iterator[tuple[str, Processes]]:
         "CHRONICLE_PORT": str(port),
         "CHRONICLE_WORKER_THREADS": "4",
         "CHRONICLE_LOG_FORMAT": "json",
+        # Uploads and export files: shared by the API and the workers, as in production.
+        "CHRONICLE_DATA_DIR": str(tmp_path / "data"),
     }
     procs = Processes(env, tmp_path)
     base_url = f"http://127.0.0.1:{port}"

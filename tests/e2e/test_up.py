@@ -62,6 +62,30 @@ def test_up_runs_a_job_with_no_configuration(tmp_path: Path) -> None:
             return sum(item["status"] == "succeeded" for item in items) >= 2
 
         wait_until(ran_twice, 20, "two scheduled runs")
+
+        # An import through the API, run by the workers inside `up`.
+        csv_text = "name,email,age\nAda,ada@example.com,36\nBob,bob-at-example,41\n"
+        response = httpx.post(
+            f"{base_url}/api/imports",
+            files={"file": ("people.csv", csv_text.encode(), "text/csv")},
+            data={"importer": "contacts"},
+            timeout=10,
+        )
+        assert response.status_code == 201, response.text
+        import_url = f"{base_url}{response.json()['links']['self']}"
+
+        def imported() -> bool:
+            return bool(httpx.get(import_url, timeout=5).json()["status"] != "processing")
+
+        wait_until(imported, 20, "the import to end")
+        body = httpx.get(import_url, timeout=5).json()
+        assert (body["status"], body["succeeded"], body["failed"]) == (
+            "completed_with_failures",
+            1,
+            1,
+        )
+        failed = httpx.get(f"{import_url}/failed-rows.csv", timeout=5).text
+        assert "Bob,bob-at-example,41," in failed
     finally:
         proc.send_signal(signal.SIGINT)
         code = proc.wait(30)

@@ -608,6 +608,17 @@ def test_openapi_has_operation_ids_and_the_docs_page_is_offline(client: TestClie
         ("POST", "/api/batches/{batch_id}/jobs"): "addBatchJobs",
         ("POST", "/api/batches/{batch_id}/cancel"): "cancelBatch",
         ("POST", "/api/batches/{batch_id}/retry-failed"): "retryBatchFailedJobs",
+        ("POST", "/api/imports"): "startImport",
+        ("GET", "/api/imports"): "listImports",
+        ("GET", "/api/imports/{import_id}"): "getImport",
+        ("GET", "/api/imports/{import_id}/failed-rows"): "listImportFailedRows",
+        ("GET", "/api/imports/{import_id}/failed-rows.csv"): "downloadImportFailedRows",
+        ("POST", "/api/imports/{import_id}/retry-failed"): "retryImportFailedRows",
+        ("POST", "/api/exports"): "requestExport",
+        ("GET", "/api/exports"): "listExports",
+        ("GET", "/api/exports/{export_id}"): "getExport",
+        ("GET", "/api/exports/{export_id}/download"): "downloadExport",
+        ("GET", "/api/exporters"): "listExporters",
     }
     for op in operations.values():
         assert op["summary"]

@@ -3,6 +3,7 @@ failed-rows round trip, a crash mid-import, a failed import that says why."""
 
 from __future__ import annotations
 
+import csv
 import io
 from uuid import UUID
 
@@ -29,6 +30,28 @@ CONTACTS = (
     "Zed,zed@example.com,7\r\n"  # row 7: too few fields
     '"Multi\nline",multi@example.com,,de\r\n'  # rows 8-9
 )
+
+
+#: What an operator types into the failed-rows CSV of CONTACTS to make every row pass.
+FIXES = {
+    "3": {"email": "bob@example.com"},
+    "4": {"age": "20"},
+    "5": {"email": "ann@example.com"},
+    "6": {"name": "Nameless", "country": "NL"},
+    "7": {"country": "FR"},
+}
+
+
+def fix_failed_rows_csv(text: str) -> str:
+    """The failed-rows CSV of CONTACTS with FIXES applied, as a spreadsheet would save it."""
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+    for row in rows:
+        row.update(FIXES[row["row"]])
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
 
 
 def start(app: Chronicle, text: str, **fields: object) -> UUID:
@@ -177,3 +200,40 @@ def test_a_crashed_import_resumes_after_its_last_recorded_chunk(chronicle: Chron
     )
     assert SqlContactStore(chronicle.db).count() == 49
     assert import_job_id(import_id) != import_id
+
+
+def test_an_import_whose_job_gives_up_ends_failed_with_the_reason(chronicle: Chronicle):
+    queue = FakeQueue()
+    chronicle.add_outbox(queue)
+    importer = chronicle.imports.importers.get("contacts")
+    original = importer.handler
+
+    def broken(rows, context):  # type: ignore[no-untyped-def]
+        raise RuntimeError("the contacts database is down")
+
+    object.__setattr__(importer, "handler", broken)
+    try:
+        import_id = start(chronicle, CONTACTS)
+        run_all(chronicle, queue)
+    finally:
+        object.__setattr__(importer, "handler", original)
+    assert chronicle.imports.get(import_id).status is ImportStatus.PROCESSING
+    chronicle.runners["import_jobs"].catch_up()
+    failed = chronicle.imports.get(import_id)
+    assert failed.status is ImportStatus.FAILED
+    assert failed.failure is not None
+    assert "gave up after 5 attempts" in failed.failure
+    assert "the contacts database is down" in failed.failure
+
+
+def test_cancelling_the_import_job_fails_the_import(chronicle: Chronicle):
+    import_id = start(chronicle, CONTACTS)
+    chronicle.jobs.cancel(import_job_id(import_id), tenant="default", by="ops", reason="wrong file")
+    chronicle.runners["import_jobs"].catch_up()
+    failed = chronicle.imports.get(import_id)
+    assert failed.status is ImportStatus.FAILED
+    assert failed.failure is not None
+    assert "cancelled by ops: wrong file" in failed.failure
+    # The job's message may still arrive: the import is not run any more.
+    assert chronicle.imports.run(import_id)["status"] == "failed"
+    assert SqlContactStore(chronicle.db).count() == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -25,7 +26,7 @@ class FakeQueue:
     def enqueue(self, job_id: UUID, queue: str, *, delay_seconds: float = 0.0) -> None:
         self.sent.append((job_id, queue, delay_seconds))
 
-    def enqueue_many(self, messages: list[tuple[UUID, str, float]]) -> None:
+    def enqueue_many(self, messages: Sequence[tuple[UUID, str, float]]) -> None:
         for job_id, queue, delay in messages:
             self.enqueue(job_id, queue, delay_seconds=delay)
 

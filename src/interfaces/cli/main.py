@@ -20,6 +20,8 @@ from infrastructure.settings import Settings, SettingsError, load_settings
 from interfaces import processes
 from interfaces.bootstrap import PROJECTIONS, Chronicle, bootstrap
 from interfaces.cli.batches import batches
+from interfaces.cli.exports import export, exports
+from interfaces.cli.imports import import_file, imports
 from interfaces.cli.jobs import jobs
 from interfaces.cli.queues import queues
 from interfaces.cli.schedules import schedules
@@ -234,6 +236,10 @@ cli.add_command(jobs)
 cli.add_command(schedules)
 cli.add_command(queues)
 cli.add_command(batches)
+cli.add_command(import_file)
+cli.add_command(imports)
+cli.add_command(export)
+cli.add_command(exports)
 
 
 def main() -> None:

@@ -17,8 +17,10 @@ from interfaces.http.commands import CommandController
 from interfaces.http.dependencies import TENANT_HEADER, USER_HEADER, provide_caller
 from interfaces.http.docs import OfflineDocsPlugin
 from interfaces.http.errors import exception_handlers
+from interfaces.http.exports import ExportController, ExporterController
 from interfaces.http.frequencies import FrequencyController
 from interfaces.http.health import HealthController, Readiness
+from interfaces.http.imports import FORM_OVERHEAD_BYTES, ImportController
 from interfaces.http.jobs import JobController
 from interfaces.http.queues import QueueController
 from interfaces.http.schedules import ScheduleController
@@ -59,7 +61,15 @@ def openapi_config() -> OpenAPIConfig:
                 name="batches",
                 description="Jobs that succeed or fail together, with then/catch/finally.",
             ),
+            Tag(
+                name="exports",
+                description="Export rows to CSV or XLSX files, written by jobs; download them.",
+            ),
             Tag(name="frequencies", description="Frequency helpers and previews of next runs."),
+            Tag(
+                name="imports",
+                description="CSV uploads imported in chunks, with every failed row kept.",
+            ),
             Tag(name="health", description="Liveness and readiness probes."),
         ],
     )
@@ -82,6 +92,13 @@ def create_app(
     def provide_readiness() -> Readiness:
         return readiness
 
+    # Uploads get the configured limit; every other route keeps the small default.
+    imports = type(
+        "ImportController",
+        (ImportController,),
+        {"request_max_body_size": chronicle.settings.import_max_bytes + FORM_OVERHEAD_BYTES},
+    )
+
     return Litestar(
         route_handlers=[
             JobController,
@@ -89,6 +106,9 @@ def create_app(
             CommandController,
             ScheduleController,
             BatchController,
+            imports,
+            ExportController,
+            ExporterController,
             FrequencyController,
             HealthController,
         ],

@@ -12,9 +12,11 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 from application.commands import CommandLineError
+from application.imports import UploadTooLargeError
 from domain.shared import (
     ConflictError,
     DomainError,
+    GoneError,
     InvalidTransitionError,
     NotFoundError,
     ValidationError,
@@ -28,6 +30,7 @@ _KINDS = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    410: "gone",
     413: "payload_too_large",
     415: "unsupported_media_type",
     422: "validation_error",
@@ -69,11 +72,16 @@ def domain_error(
     request: Request[Any, Any, Any],  # noqa: ARG001 - the handler signature Litestar calls
     exc: Exception,
 ) -> Response[ErrorBody]:
-    """NotFoundError → 404, InvalidTransitionError → 409, ValidationError (and others) → 422."""
+    """NotFoundError → 404, InvalidTransitionError → 409, GoneError → 410, ValidationError
+    (and others) → 422."""
     if isinstance(exc, NotFoundError):
         return error_response(404, str(exc))
+    if isinstance(exc, GoneError):
+        return error_response(410, str(exc))
     if isinstance(exc, InvalidTransitionError | ConflictError):
         return error_response(409, str(exc))
+    if isinstance(exc, UploadTooLargeError):
+        return error_response(413, str(exc), field="file")
     field = exc.field if isinstance(exc, ValidationError) else None
     kind = "invalid_command" if isinstance(exc, CommandLineError) else None
     return error_response(422, str(exc), field=field, kind=kind)
@@ -85,6 +93,12 @@ def http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Erro
         return unexpected_error(request, exc)
     if exc.status_code >= 500 and exc.status_code != 503:
         return unexpected_error(request, exc)
+    if exc.status_code == 413:
+        limit = request.route_handler.resolve_request_max_body_size() or 0
+        size = f"{limit / 1024 / 1024:.0f} MB" if limit >= 1024 * 1024 else f"{limit} bytes"
+        return error_response(
+            413, f"the request body is larger than the limit of {size}", headers=exc.headers
+        )
     problems = [p for p in exc.extra if isinstance(p, dict)] if isinstance(exc.extra, list) else []
     message = exc.detail
     field = None
@@ -129,6 +143,7 @@ _DESCRIPTIONS = {
     400: "Malformed JSON, unknown fields, wrong types or bad headers.",
     404: "No such job or schedule for this tenant.",
     409: "The job or schedule is not in a state that allows this.",
+    410: "It existed but was removed (an export's file after the retention).",
     422: "The values break a rule; `field` names the offending one.",
 }
 

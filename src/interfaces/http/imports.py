@@ -1,0 +1,533 @@
+"""`/api/imports`: upload a CSV for an importer, follow it, download and retry its failed rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+from litestar import Controller, Response, get, post
+from litestar.datastructures import UploadFile
+from litestar.di import NamedDependency
+from litestar.enums import RequestEncodingType
+from litestar.params import Body, JSONBody, PathParameter, QueryParameter
+from litestar.response import Stream
+from msgspec import Struct, field
+
+from application.exporters import neutralise
+from application.importers import describe_errors
+from application.imports import EXTRA_FIELDS, RAW_TEXT, ImportRequest, import_job_id
+from application.views.imports import FailedImportRow, ImportFilter, ImportRow
+from domain.data_import import Import, ImportStatus
+from domain.shared import ValidationError
+from infrastructure.read_models import decode_cursor, encode_cursor
+from interfaces.bootstrap import Chronicle
+from interfaces.http.dependencies import Caller, parse_id
+from interfaces.http.errors import error_responses
+from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit
+from interfaces.http.schemas import utc, utc_or_none
+
+ImportId = Annotated[str, PathParameter(description="The import's id (a UUID).")]
+#: Room for the multipart envelope and the small form fields next to the file.
+FORM_OVERHEAD_BYTES = 1024 * 1024
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+# -- bodies -----------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportUpload:
+    """The multipart form of a new import."""
+
+    file: UploadFile
+    importer: str
+    mapping: str | None = None
+    options: str | None = None
+    delimiter: str | None = None
+    chunk_size: int | None = None
+
+
+class RetryFailedRows(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Which failed rows to run again, and corrected values by CSV column for some of them."""
+
+    rows: list[int] | None = None
+    corrections: dict[str, dict[str, str]] | None = None
+
+
+class ImportLinks(Struct, kw_only=True):
+    self: str
+    failed_rows: str
+    failed_rows_csv: str
+    job: str | None
+
+
+class ImportView(Struct, kw_only=True):
+    """An import: the upload, where it stands, totals and progress."""
+
+    id: UUID
+    importer: str
+    file_name: str
+    file_size: int
+    status: str
+    rows: int
+    succeeded: int
+    failed: int
+    progress: float
+    chunks: int
+    header: list[str]
+    mapping: dict[str, str]
+    options: dict[str, Any]
+    chunk_size: int
+    failure: str | None
+    requested_by: str
+    started_at: datetime
+    finished_at: datetime | None
+    duration_seconds: float | None
+    last_retry_at: datetime | None
+    links: ImportLinks
+
+
+class ImportPage(Struct, kw_only=True):
+    """A page of imports, newest first; pass `next_cursor` as `cursor` for the next one."""
+
+    items: list[ImportView]
+    next_cursor: str | None
+
+
+class FailedRowView(Struct, kw_only=True):
+    """A row that was not imported: its line number, its data as read and why."""
+
+    number: int
+    data: dict[str, str]
+    errors: dict[str, str]
+    error: str
+    passed: bool
+    passed_at: datetime | None
+
+
+class FailedRowPage(Struct, kw_only=True):
+    """Failed rows by row number; pass `next_after` as `after` for the next page."""
+
+    items: list[FailedRowView]
+    next_after: int | None
+
+
+class RetryResult(Struct, kw_only=True):
+    """What a retry did: the rows that passed, those still failing with their errors."""
+
+    passed: list[int]
+    still_failing: list[FailedRowView]
+    import_: ImportView = field(name="import")
+
+
+# -- views ------------------------------------------------------------------------------------
+
+
+def import_path(import_id: UUID) -> str:
+    return f"/api/imports/{import_id}"
+
+
+def _links(import_id: UUID) -> ImportLinks:
+    path = import_path(import_id)
+    return ImportLinks(
+        self=path,
+        failed_rows=f"{path}/failed-rows",
+        failed_rows_csv=f"{path}/failed-rows.csv",
+        job=f"/api/jobs/{import_job_id(import_id)}",
+    )
+
+
+def row_view(row: ImportRow) -> ImportView:
+    return ImportView(
+        id=row.id,
+        importer=row.importer,
+        file_name=row.file_name,
+        file_size=row.file_size,
+        status=row.status,
+        rows=row.rows,
+        succeeded=row.succeeded,
+        failed=row.failed,
+        progress=row.progress,
+        chunks=row.chunks,
+        header=row.header,
+        mapping=row.mapping,
+        options=row.options,
+        chunk_size=row.chunk_size,
+        failure=row.failure,
+        requested_by=row.requested_by,
+        started_at=utc(row.started_at),
+        finished_at=utc_or_none(row.finished_at),
+        duration_seconds=row.duration_seconds,
+        last_retry_at=utc_or_none(row.last_retry_at),
+        links=_links(row.id),
+    )
+
+
+def aggregate_view(found: Import) -> ImportView:
+    """An import from its own events (the read model may not have caught up yet)."""
+    processing = found.status is ImportStatus.PROCESSING
+    progress = 100.0
+    if processing:
+        progress = round(100.0 * found.bytes_read / found.file_size, 1) if found.file_size else 0.0
+    duration = None
+    if found.finished_at is not None:
+        duration = round((found.finished_at - found.started_at).total_seconds(), 3)
+    return ImportView(
+        id=found.id,
+        importer=found.importer,
+        file_name=found.file_name,
+        file_size=found.file_size,
+        status=found.status.value,
+        rows=found.rows,
+        succeeded=found.succeeded,
+        failed=found.failed,
+        progress=progress,
+        chunks=len(found.chunks),
+        header=list(found.header),
+        mapping=dict(found.mapping),
+        options=dict(found.options),
+        chunk_size=found.chunk_size,
+        failure=found.failure,
+        requested_by=found.started_by,
+        started_at=utc(found.started_at),
+        finished_at=utc_or_none(found.finished_at),
+        duration_seconds=duration,
+        last_retry_at=None,
+        links=_links(found.id),
+    )
+
+
+def _failed_view(row: FailedImportRow) -> FailedRowView:
+    return FailedRowView(
+        number=row.number,
+        data=row.data,
+        errors=row.errors,
+        error=row.error,
+        passed=row.passed,
+        passed_at=utc_or_none(row.passed_at),
+    )
+
+
+def current_view(chronicle: Chronicle, import_id: UUID, tenant: str) -> ImportView:
+    """The read model's row once it has one, else the import from its events."""
+    row = chronicle.import_queries.get_import(tenant, import_id)
+    if row is not None:
+        return row_view(row)
+    return aggregate_view(chronicle.imports.get(import_id, tenant=tenant))
+
+
+# -- form fields ------------------------------------------------------------------------------
+
+
+def parse_mapping(raw: str | None) -> dict[str, str]:
+    """A mapping from CSV headers to importer columns: a JSON object or `a=b,c=d`."""
+    if raw is None or not raw.strip():
+        return {}
+    text = raw.strip()
+    if text.startswith("{"):
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"mapping is not valid JSON: {exc}", field="mapping") from None
+        if not isinstance(value, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ValidationError(
+                "mapping must map CSV column names to importer column names (strings)",
+                field="mapping",
+            )
+        return value
+    mapping: dict[str, str] = {}
+    for pair in text.split(","):
+        source, sep, target = pair.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise ValidationError(
+                f"mapping entry {pair.strip()!r} must look like 'CSV column=importer column'",
+                field="mapping",
+            )
+        mapping[source.strip()] = target.strip()
+    return mapping
+
+
+def parse_options(raw: str | None) -> dict[str, Any]:
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"options is not valid JSON: {exc}", field="options") from None
+    if not isinstance(value, dict):
+        raise ValidationError("options must be a JSON object", field="options")
+    return value
+
+
+# -- the failed rows as CSV -------------------------------------------------------------------
+
+
+def _cell(value: str) -> str:
+    # Numbers such as "-5" stay as they are (they are not formulas); other text that a
+    # spreadsheet would evaluate gets the apostrophe that keeps it text.
+    return value if _NUMBER.fullmatch(value) else neutralise(value)
+
+
+def failed_rows_columns(header: list[str]) -> tuple[str, str]:
+    """Names of the row-number and error columns that do not clash with the file's own."""
+    names = {name.casefold() for name in header}
+    row = "row" if "row" not in names else "_row"
+    error = "error" if "error" not in names else "_error"
+    return row, error
+
+
+def failed_rows_csv(chronicle: Chronicle, tenant: str, found: ImportView) -> Iterator[bytes]:
+    """The row number, the file's own columns, and an `error` column, page by page."""
+    row_column, error_column = failed_rows_columns(found.header)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([row_column, *found.header, error_column])
+    yield ("\ufeff" + buffer.getvalue()).encode()
+    after = 0
+    while True:
+        page = chronicle.import_queries.failed_rows(tenant, found.id, limit=1000, after=after)
+        if not page:
+            return
+        buffer.seek(0)
+        buffer.truncate()
+        for failed in page:
+            error = failed.error
+            extra = failed.data.get(EXTRA_FIELDS) or failed.data.get(RAW_TEXT)
+            if extra:
+                error = f"{error} (unplaced values: {extra})"
+            cells = [_cell(failed.data.get(name, "")) for name in found.header]
+            writer.writerow([failed.number, *cells, _cell(error)])
+        yield buffer.getvalue().encode()
+        after = page[-1].number
+
+
+class ImportController(Controller):
+    """Imports of the caller's tenant (`create_app` sets the body limit from the settings)."""
+
+    path = "/api/imports"
+    tags = ["imports"]
+
+    @post(
+        "/",
+        operation_id="startImport",
+        summary="Upload a CSV file to import",
+        description=(
+            "Multipart form: `file` (CSV, UTF-8 with or without BOM, `,` or `;`), `importer`, "
+            "optional `mapping` (JSON object or `CSV column=importer column,…`), `options` "
+            "(JSON object), `delimiter`, `chunk_size`. The file is stored and imported by a "
+            "job in chunks. 413 beyond the upload limit (CHRONICLE_IMPORT_MAX_BYTES); 422 for "
+            "an unknown importer, option or column, a mapping from a column the file lacks, or "
+            "a file that is not CSV. A file without the importer's required columns is "
+            "recorded as a failed import that names them (status `failed`)."
+        ),
+        status_code=201,
+        sync_to_thread=True,
+        responses=error_responses(400, 413, 422),
+    )
+    def start(
+        self,
+        *,
+        data: Annotated[ImportUpload, Body(media_type=RequestEncodingType.MULTI_PART)],
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+    ) -> Response[ImportView]:
+        upload = data.file
+        try:
+            started = chronicle.imports.start(
+                ImportRequest(
+                    importer=data.importer,
+                    file_name=upload.filename or "upload.csv",
+                    mapping=parse_mapping(data.mapping),
+                    options=parse_options(data.options),
+                    delimiter=data.delimiter or None,
+                    chunk_size=data.chunk_size,
+                    tenant=caller.tenant,
+                    by=caller.user,
+                ),
+                upload.file,  # type: ignore[arg-type]
+            )
+        finally:
+            upload.file.close()
+        body = aggregate_view(started)
+        return Response(body, status_code=201, headers={"Location": import_path(started.id)})
+
+    @get(
+        "/",
+        operation_id="listImports",
+        summary="List imports",
+        description=f"Newest first, with status, totals and progress. At most {MAX_LIMIT} a page.",
+        sync_to_thread=True,
+        responses=error_responses(400, 422),
+    )
+    def list_imports(
+        self,
+        *,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+        status: Annotated[
+            ImportStatus | None, QueryParameter(description="Only imports in this status.")
+        ] = None,
+        importer: Annotated[str | None, QueryParameter(description="Only this importer.")] = None,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> ImportPage:
+        before = decode_cursor(cursor) if cursor else None
+        rows = chronicle.import_queries.list_imports(
+            ImportFilter(caller.tenant, status=status.value if status else None, importer=importer),
+            limit=limit + 1,
+            before=before,
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return ImportPage(
+            items=[row_view(row) for row in rows],
+            next_cursor=encode_cursor(rows[-1].seq) if more else None,
+        )
+
+    @get(
+        "/{import_id:str}",
+        operation_id="getImport",
+        summary="One import",
+        description=(
+            "Status (processing, completed, completed_with_failures, failed), totals (rows, "
+            "succeeded, failed), progress while it runs (share of the file read), duration, "
+            "and the reason when it failed as a whole."
+        ),
+        sync_to_thread=True,
+        responses=error_responses(400, 404, 422),
+    )
+    def get_import(
+        self,
+        *,
+        import_id: ImportId,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+    ) -> ImportView:
+        return current_view(chronicle, parse_id(import_id, "import"), caller.tenant)
+
+    @get(
+        "/{import_id:str}/failed-rows",
+        operation_id="listImportFailedRows",
+        summary="Failed rows of an import",
+        description=(
+            "By row number (the file's line where the row starts): the row's data by CSV "
+            "column, an error per column (`row` for problems of the whole row) and one line "
+            "saying it all. Rows that passed a retry are left out unless `include_passed`."
+        ),
+        sync_to_thread=True,
+        responses=error_responses(400, 404, 422),
+    )
+    def failed_rows(
+        self,
+        *,
+        import_id: ImportId,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+        limit: Limit = 100,
+        after: Annotated[
+            int, QueryParameter(ge=0, description="`next_after` of the previous page.")
+        ] = 0,
+        include_passed: Annotated[
+            bool, QueryParameter(description="Also rows that passed a retry.")
+        ] = False,
+    ) -> FailedRowPage:
+        found = current_view(chronicle, parse_id(import_id, "import"), caller.tenant)
+        rows = chronicle.import_queries.failed_rows(
+            caller.tenant, found.id, limit=limit + 1, after=after, include_passed=include_passed
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return FailedRowPage(
+            items=[_failed_view(row) for row in rows],
+            next_after=rows[-1].number if more else None,
+        )
+
+    @get(
+        "/{import_id:str}/failed-rows.csv",
+        operation_id="downloadImportFailedRows",
+        summary="Failed rows as CSV, ready to fix and upload again",
+        description=(
+            "A `row` column, the file's own columns, and an `error` column. Fix the values and "
+            "upload the file again as a new import (the extra columns are ignored), or send "
+            "the corrections to `retry-failed`."
+        ),
+        sync_to_thread=True,
+        responses=error_responses(400, 404, 422),
+    )
+    def failed_rows_csv(
+        self,
+        *,
+        import_id: ImportId,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+    ) -> Stream:
+        found = current_view(chronicle, parse_id(import_id, "import"), caller.tenant)
+        stem = found.file_name.rsplit(".", 1)[0] or "import"
+        safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:100]
+        return Stream(
+            failed_rows_csv(chronicle, caller.tenant, found),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="{safe}-failed-rows.csv"',
+            },
+        )
+
+    @post(
+        "/{import_id:str}/retry-failed",
+        operation_id="retryImportFailedRows",
+        summary="Run failed rows again, optionally corrected",
+        description=(
+            "`corrections` maps a row number to new values by CSV column (only the columns "
+            "to change); `rows` limits the retry to those rows (default: every failing row). "
+            "The rows are validated and written again; the answer says which passed and which "
+            "still fail with their new errors. 409 while the import runs or when nothing "
+            "failed; 422 for rows that are not failing or columns the file does not have."
+        ),
+        status_code=200,
+        sync_to_thread=True,
+        responses=error_responses(400, 404, 409, 422),
+    )
+    def retry_failed(
+        self,
+        *,
+        import_id: ImportId,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+        data: JSONBody[RetryFailedRows],
+    ) -> RetryResult:
+        parsed = parse_id(import_id, "import")
+        body = data
+        corrections: dict[int, dict[str, str]] = {}
+        for key, values in (body.corrections or {}).items():
+            if not key.strip().isdigit():
+                raise ValidationError(
+                    f"corrections are keyed by row number, got {key[:50]!r}", field="corrections"
+                )
+            corrections[int(key)] = values
+        outcome = chronicle.imports.retry_failed(
+            parsed, tenant=caller.tenant, by=caller.user, corrections=corrections, rows=body.rows
+        )
+        return RetryResult(
+            passed=outcome.passed,
+            still_failing=[
+                FailedRowView(
+                    number=row.number,
+                    data=row.data,
+                    errors=row.errors,
+                    error=describe_errors(row.errors),
+                    passed=False,
+                    passed_at=None,
+                )
+                for row in outcome.still_failing
+            ],
+            import_=aggregate_view(chronicle.imports.get(parsed, tenant=caller.tenant)),
+        )

@@ -1,0 +1,109 @@
+"""`chronicle import` and `chronicle imports` on the embedded store: import, wait with a
+progress bar, list, show, failed rows to CSV, fix, retry."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from uuid import UUID
+
+import pytest
+from click.testing import CliRunner
+
+from interfaces.cli.main import cli
+from tests.integration.test_cli_batches import run_jobs
+from tests.integration.test_imports import CONTACTS, fix_failed_rows_csv
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def run(data_dir: Path, monkeypatch: pytest.MonkeyPatch):
+    for name in ("CHRONICLE_DATABASE_URL", "CHRONICLE_BROKER_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CHRONICLE_DATA_DIR", str(data_dir))
+    monkeypatch.setenv("CHRONICLE_LOG_LEVEL", "warning")
+    runner = CliRunner()
+
+    def invoke(*args: str, code: int = 0) -> str:
+        result = runner.invoke(cli, list(args), catch_exceptions=False)
+        assert result.exit_code == code, result.output
+        return result.output
+
+    return invoke
+
+
+def _id(output: str) -> str:
+    first = output.splitlines()[0]
+    assert first.startswith("import "), output
+    assert first.endswith(" started"), output
+    return str(UUID(first.split()[1]))
+
+
+def test_import_then_fix_the_failed_rows(run, data_dir: Path, tmp_path: Path):
+    source = tmp_path / "people.csv"
+    source.write_text(CONTACTS, encoding="utf-8")
+    import_id = _id(run("import", "contacts", str(source)))
+    run_jobs(data_dir)
+    shown = run("imports", "show", import_id)
+    assert "completed_with_failures" in shown
+    assert "7 (2 succeeded, 5 failed)" in shown
+    listed = run("imports", "list")
+    assert import_id in listed
+    assert "people.csv" in listed
+    rows = run("imports", "failed-rows", import_id)
+    assert "row 3: email: must be a valid email address, got 'not-an-email'" in rows
+    assert "row 7: expected 4 fields, got 3" in rows
+
+    out = tmp_path / "failed.csv"
+    assert "5 failed rows written" in run("imports", "failed-rows", import_id, "-o", str(out))
+    out.write_text(fix_failed_rows_csv(out.read_text(encoding="utf-8-sig")), encoding="utf-8")
+    assert "5 rows passed, 0 still fail" in run(
+        "imports", "retry-failed", import_id, "--file", str(out)
+    )
+    assert "completed" in run("imports", "show", import_id)
+    assert "no failed rows" in run("imports", "failed-rows", import_id)
+
+
+def test_import_wait_follows_a_worker_and_exits_by_outcome(run, data_dir: Path, tmp_path: Path):
+    source = tmp_path / "people.csv"
+    source.write_text(CONTACTS, encoding="utf-8")
+    done = threading.Event()
+
+    def worker() -> None:
+        while not done.is_set():
+            time.sleep(0.3)
+            run_jobs(data_dir)
+
+    thread = threading.Thread(target=worker, daemon=True)
+    thread.start()
+    try:
+        output = run("import", "contacts", str(source), "--chunk-size", "2", "--wait", code=2)
+    finally:
+        done.set()
+        thread.join(10)
+    assert "completed_with_failures" in output
+    assert "failed rows: chronicle imports failed-rows" in output
+
+
+def test_bad_input_names_the_problem(run, tmp_path: Path):
+    source = tmp_path / "people.csv"
+    source.write_text(CONTACTS, encoding="utf-8")
+    assert "unknown importer 'contact'" in run("import", "contact", str(source), code=1)
+    assert "must look like NAME=VALUE" in run(
+        "import", "contacts", str(source), "--map", "email", code=2
+    )
+    assert "has no option 'update'" in run(
+        "import", "contacts", str(source), "--option", "update=true", code=1
+    )
+    missing = tmp_path / "missing.csv"
+    missing.write_text("name\nAda\n", encoding="utf-8")
+    output = run("import", "contacts", str(missing), code=1)
+    assert "lacks required columns for importer 'contacts': email" in output
+    assert "is not an import id" in run("imports", "show", "nope", code=2)
