@@ -6,8 +6,7 @@ import codecs
 import csv
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, NamedTuple
 
 __all__ = ["CHUNK_BYTES", "CsvFile", "CsvFileError", "ParsedRow", "read_rows", "split_values"]
 
@@ -23,8 +22,9 @@ class CsvFileError(ValueError):
     """The file as a whole cannot be read (no header, bad header, bad bytes in the header)."""
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedRow:
+# Named tuples, not frozen dataclasses: one of each is made per row, and a frozen
+# dataclass's __init__ costs several times more.
+class ParsedRow(NamedTuple):
     """One data row: its first line number, its values or the error that prevents them."""
 
     number: int
@@ -33,8 +33,7 @@ class ParsedRow:
     error: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class _Record:
+class _Record(NamedTuple):
     number: int
     text: str
     start_byte: int
@@ -95,7 +94,7 @@ class _Records:
         for piece, ends_line in self._pieces:
             if not lines and not current and overflow is None:
                 start_line, start_byte = self._line + 1, self._byte
-            self._byte += self._byte_length(piece) + ends_line
+            self._byte += (len(piece) if piece.isascii() else self._byte_length(piece)) + ends_line
             quotes += piece.count('"')
             if overflow is None:
                 current.append(piece)
@@ -169,6 +168,40 @@ def _split(text: str, delimiter: str) -> list[str]:
     return rows[0]
 
 
+class _Splitter:
+    """Splits records with one csv reader for the whole file, fed a record at a time.
+
+    Making a reader per quoted record costs more than parsing it; this one is kept and
+    handed each record's text through `__next__`.
+    """
+
+    def __init__(self, delimiter: str) -> None:
+        self.delimiter = delimiter
+        self._feed: list[str] = []
+        self._reader = csv.reader(self, delimiter=delimiter, strict=True)
+
+    def __iter__(self) -> _Splitter:
+        return self
+
+    def __next__(self) -> str:
+        if self._feed:
+            return self._feed.pop()
+        raise StopIteration
+
+    def split(self, text: str) -> list[str]:
+        if '"' not in text:
+            return text.split(self.delimiter)
+        self._feed.append(text)
+        try:
+            values = next(self._reader)
+        except StopIteration:
+            raise csv.Error("unexpected end of data") from None
+        finally:
+            if self._feed:  # an error before the text was read: drop it
+                self._feed.clear()
+        return values
+
+
 def split_values(raw: str, delimiter: str) -> list[str] | None:
     """The fields of a row's raw text, or None when its quoting cannot be read.
 
@@ -205,6 +238,7 @@ class CsvFile:
         self.header = header
         self.delimiter = delimiter
         self.max_field_chars = max_field_chars
+        self._splitter = _Splitter(delimiter)
         self._records = records
         self._iterator = remaining
 
@@ -225,7 +259,7 @@ class CsvFile:
         if bad is not None:
             return ParsedRow(record.number, None, raw, bad)
         try:
-            values = _split(record.text, self.delimiter)
+            values = self._splitter.split(record.text)
         except csv.Error as exc:
             return ParsedRow(record.number, None, raw, f"malformed quoting: {exc}")
         if len(values) != len(self.header):

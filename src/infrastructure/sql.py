@@ -93,7 +93,31 @@ def _copy_value(value: Any, cache: dict[int, str]) -> str:
 def copy_text(rows: Sequence[Sequence[Any]]) -> str:
     """Rows in COPY's text format (tab-separated, `\\N` for NULL, backslash escapes)."""
     cache: dict[int, str] = {}
-    return "".join("\t".join([_copy_value(value, cache) for value in row]) + "\n" for row in rows)
+    lines: list[str] = []
+    for row in rows:
+        # Fast path: text as it is; the line is escaped value by value only when it holds
+        # a backslash (beyond its NULL markers), a tab (beyond its separators) or a newline.
+        nulls = 0
+        cells: list[str] = []
+        for value in row:
+            if value.__class__ is str:
+                cells.append(value)
+            elif value is None:
+                cells.append("\\N")
+                nulls += 1
+            else:
+                cells.append(_copy_value(value, cache))
+        line = "\t".join(cells)
+        if (
+            line.count("\\") != nulls
+            or line.count("\t") != len(cells) - 1
+            or "\n" in line
+            or "\r" in line
+        ):
+            line = "\t".join([_copy_value(value, cache) for value in row])
+        lines.append(line)
+    lines.append("")
+    return "\n".join(lines)
 
 
 class _PostgresSession:

@@ -44,3 +44,19 @@ def test_contacts_are_inserted_then_updated_or_rejected(chronicle: Chronicle):
     assert store.count() == 2
     assert store.upsert(valid, update_existing=False, import_id=first, tenant="acme") == {}
     assert store.count("acme") == 2
+
+
+def test_text_with_tabs_backslashes_and_line_breaks_survives_the_bulk_insert(
+    chronicle: Chronicle,
+):
+    store = SqlContactStore(chronicle.db)
+    names = ["Tab\there", "back\\slash", "two\nlines", "\\N", "carriage\rreturn", "ünï cödé"]
+    rows = [
+        (number, {"name": name, "email": f"p{number}@example.com", "age": None, "country": None})
+        for number, name in enumerate(names, start=2)
+    ]
+    assert store.upsert(rows, update_existing=False, import_id=uuid4()) == {}
+    with chronicle.db.read() as s:
+        stored = s.fetchall("SELECT name, age FROM contacts ORDER BY import_row")
+    assert [row["name"] for row in stored] == names
+    assert {row["age"] for row in stored} == {None}

@@ -232,3 +232,16 @@ def test_rows_stream_with_flat_memory():
     assert (seen, errors, last) == (count, 0, count + 1)
     assert peak < 4_000_000, f"peak traced memory {peak:,} bytes"
     assert time.perf_counter() - started < 60
+
+
+def test_rows_after_a_malformed_one_still_parse():
+    """One csv reader serves the whole file: an error in a row must not leak into the next."""
+    data = b'a,b,c\n1,"x"y,3\n4,"q\nr",6\n7,"""z""",9\n'
+    rows = list(read_rows(io.BytesIO(data)))
+    assert rows[0].values is None
+    assert rows[0].error is not None
+    assert rows[0].error.startswith("malformed quoting:")
+    assert [(row.number, row.values) for row in rows[1:]] == [
+        (3, ["4", "q\nr", "6"]),
+        (5, ["7", '"z"', "9"]),
+    ]
