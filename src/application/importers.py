@@ -5,7 +5,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any, Literal, Protocol, TypeVar
@@ -23,8 +23,10 @@ __all__ = [
     "ContactStore",
     "Importer",
     "ImporterRegistry",
+    "InMemoryKeys",
     "Rejections",
     "RowValidator",
+    "UniqueKeys",
     "ValidRow",
     "builtin_importers",
     "contacts_importer",
@@ -360,11 +362,57 @@ def describe_errors(errors: Mapping[str, str]) -> str:
     )
 
 
+class UniqueKeys(Protocol):
+    """The keys of an import's unique columns seen so far, with the row that claimed each.
+
+    An import of millions of rows has millions of keys: the store behind this may keep them
+    on disk, so memory stays flat however large the file.
+    """
+
+    def find(self, column: str, keys: Collection[Any]) -> dict[Any, int]:
+        """Which of `keys` are already claimed, and by which row."""
+        ...
+
+    def add(self, column: str, claimed: Sequence[tuple[Any, int]]) -> None:
+        """Record keys (none claimed yet) with the row claiming each."""
+        ...
+
+    def close(self) -> None:
+        """Forget every key (the import's run is over)."""
+        ...
+
+
+class InMemoryKeys:
+    """UniqueKeys in a dict: for small inputs (a retry, one row, tests)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, dict[Any, int]] = {}
+
+    def find(self, column: str, keys: Collection[Any]) -> dict[Any, int]:
+        seen = self._seen.get(column, {})
+        return {key: seen[key] for key in keys if key in seen}
+
+    def add(self, column: str, claimed: Sequence[tuple[Any, int]]) -> None:
+        self._seen.setdefault(column, {}).update(claimed)
+
+    def close(self) -> None:
+        self._seen.clear()
+
+
+def _unique_key(value: Any) -> Any:
+    return value.casefold() if isinstance(value, str) else value
+
+
 class RowValidator:
     """Validates the rows of one import, keeping the state of rules that span rows."""
 
     def __init__(
-        self, importer: Importer, header: Sequence[str], mapping: Mapping[str, str] | None = None
+        self,
+        importer: Importer,
+        header: Sequence[str],
+        mapping: Mapping[str, str] | None = None,
+        *,
+        keys: UniqueKeys | None = None,
     ) -> None:
         missing = missing_columns(importer, header, mapping)
         if missing:
@@ -379,16 +427,20 @@ class RowValidator:
         self._absent = [
             column for column in importer.columns if column not in self._positions.values()
         ]
-        # First row number of each key seen in a unique column. This grows with the number of
-        # distinct keys in the import (not with the file size); a million emails is ~100 MB.
-        self._seen: dict[str, dict[Any, int]] = {
-            column.name: {} for column in importer.columns if column.unique
-        }
+        self._unique = [column.name for column in importer.columns if column.unique]
+        self._keys: UniqueKeys = keys if keys is not None else InMemoryKeys()
 
     def validate(
         self, number: int, values: Sequence[str]
     ) -> tuple[dict[str, Any] | None, dict[str, str]]:
         """Converted values of a valid row, or `None` and an error per column."""
+        valid, failed = self.validate_chunk([(number, values)])
+        if valid:
+            return valid[0][1], {}
+        return None, failed[0][2]
+
+    def _convert(self, values: Sequence[str]) -> tuple[dict[str, Any] | None, dict[str, str]]:
+        """A row's values converted by column (rules within the row only)."""
         if len(values) != self.width:
             return None, {ROW_ERROR: f"expected {self.width} fields, got {len(values)}"}
         row: dict[str, Any] = {}
@@ -407,32 +459,50 @@ class RowValidator:
                 errors[column.name] = str(exc)
         for column in self._absent:
             row[column.name] = None
-        if not errors:
-            errors = self._duplicates(number, row)
         return (None, errors) if errors else (row, errors)
 
-    def _duplicates(self, number: int, row: Mapping[str, Any]) -> dict[str, str]:
-        errors: dict[str, str] = {}
-        keys: dict[str, Any] = {}
-        for name, seen in self._seen.items():
-            value = row.get(name)
-            if value is None:
+    def _duplicates(
+        self, candidates: list[tuple[int, list[str], dict[str, Any]]]
+    ) -> tuple[list[ValidRow], list[FailedRow]]:
+        """Rows whose unique keys an earlier row has are duplicates; the others claim theirs.
+
+        Only rows that pass claim keys, so a row fixed by a retry is not blocked by itself.
+        """
+        earlier = {
+            name: self._keys.find(
+                name, {_unique_key(row[name]) for _, _, row in candidates if row[name] is not None}
+            )
+            for name in self._unique
+        }
+        claimed: dict[str, dict[Any, int]] = {name: {} for name in self._unique}
+        valid: list[ValidRow] = []
+        failed: list[FailedRow] = []
+        for number, values, row in candidates:
+            keys: dict[str, Any] = {}
+            errors: dict[str, str] = {}
+            for name in self._unique:
+                if row[name] is None:
+                    continue
+                key = keys[name] = _unique_key(row[name])
+                first = earlier[name].get(key) or claimed[name].get(key)
+                if first is not None:
+                    errors[name] = f"duplicate of row {first}"
+            if errors:
+                failed.append((number, values, errors))
                 continue
-            key = value.casefold() if isinstance(value, str) else value
-            first = seen.get(key)
-            if first is not None:
-                errors[name] = f"duplicate of row {first}"
-            keys[name] = key
-        if not errors:  # only rows that pass claim their keys, so a fixed retry is not blocked
             for name, key in keys.items():
-                self._seen[name][key] = number
-        return errors
+                claimed[name][key] = number
+            valid.append((number, row))
+        for name, items in claimed.items():
+            if items:
+                self._keys.add(name, list(items.items()))
+        return valid, failed
 
     def validate_chunk(
         self, rows: Iterable[ParsedRow | tuple[int, Sequence[str]]]
     ) -> tuple[list[ValidRow], list[FailedRow]]:
         """Split `rows` into valid (number, values) and failed (number, raw values, errors)."""
-        valid: list[ValidRow] = []
+        candidates: list[tuple[int, list[str], dict[str, Any]]] = []
         failed: list[FailedRow] = []
         for item in rows:
             if isinstance(item, ParsedRow):
@@ -444,11 +514,16 @@ class RowValidator:
                 number, values = item.number, list(item.values)
             else:
                 number, values = item[0], list(item[1])
-            row, errors = self.validate(number, values)
+            row, errors = self._convert(values)
             if row is None:
-                failed.append((number, list(values), errors))
+                failed.append((number, values, errors))
             else:
-                valid.append((number, row))
+                candidates.append((number, values, row))
+        if not self._unique:
+            return [(number, row) for number, _, row in candidates], failed
+        valid, duplicates = self._duplicates(candidates)
+        if duplicates:
+            failed = sorted([*failed, *duplicates], key=lambda item: item[0])
         return valid, failed
 
 

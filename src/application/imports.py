@@ -12,7 +12,8 @@ the crash a second time; handlers are idempotent per (import, row). When the job
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import contextlib
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, TypeVar
 from uuid import UUID, uuid4
@@ -29,7 +30,9 @@ from application.importers import (
     ChunkContext,
     Importer,
     ImporterRegistry,
+    InMemoryKeys,
     RowValidator,
+    UniqueKeys,
     missing_columns,
 )
 from application.jobs import DispatchRequest, JobService
@@ -163,6 +166,7 @@ class ImportService:
         chunk_size: int = 1000,
         max_bytes: int = 100 * 1024 * 1024,
         max_field_chars: int = 100_000,
+        unique_keys: Callable[[UUID], UniqueKeys] | None = None,
     ) -> None:
         self._events = events
         self._jobs = jobs
@@ -172,6 +176,8 @@ class ImportService:
         self.chunk_size = chunk_size
         self.max_bytes = max_bytes
         self._max_field_chars = max_field_chars
+        #: Where a run keeps the keys of unique columns (on disk in production).
+        self._unique_keys = unique_keys or (lambda _import_id: InMemoryKeys())
 
     # -- start ---------------------------------------------------------------------------------
 
@@ -283,12 +289,13 @@ class ImportService:
             stream = self._files.open(current.stored_as)
         except NotFoundError:
             return self._fail(current, f"the uploaded file {current.file_name!r} is gone")
-        with stream:
+        keys = self._unique_keys(import_id)
+        with stream, contextlib.closing(keys):
             try:
                 csv_file = read_rows(
                     stream, delimiter=current.delimiter, max_field_chars=self._max_field_chars
                 )
-                validator = RowValidator(importer, csv_file.header, current.mapping)
+                validator = RowValidator(importer, csv_file.header, current.mapping, keys=keys)
             except (CsvFileError, ValidationError) as exc:
                 return self._fail(current, str(exc))
             if current.chunks:

@@ -52,6 +52,7 @@ from infrastructure.event_store import (
 from infrastructure.export_files import ExportFileStore
 from infrastructure.export_read_models import SqlExportQueries, exports_store
 from infrastructure.import_files import LocalImportFiles
+from infrastructure.import_keys import SqliteUniqueKeys
 from infrastructure.import_read_models import SqlImportQueries, imports_store
 from infrastructure.queue_metrics import SqlQueueMetrics, queue_metrics_store
 from infrastructure.queue_pauses import SqlQueuePauses, queue_pauses_store
@@ -269,6 +270,10 @@ def bootstrap(
         clock,
         chunk_size=settings.import_chunk_size,
         max_bytes=settings.import_max_bytes,
+        # Local to the worker (not the shared files folder): a run's scratch index.
+        unique_keys=lambda import_id: SqliteUniqueKeys(
+            settings.data_dir / "tmp" / f"import-keys-{import_id}.sqlite3"
+        ),
     )
     register_import_command(registry, imports)
     # The application's exporters (`default_exporters`) and the built-in ones, on a child
