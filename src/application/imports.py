@@ -437,6 +437,18 @@ class ImportService:
         log.warning("import failed", import_id=str(import_id), reason=reason)
         return failed
 
+    def cancel(self, import_id: UUID, *, tenant: str, by: str, reason: str = "") -> Import:
+        """Stop an import: its job is cancelled (between two chunks if it runs), and the
+        import then ends failed, saying who cancelled it; chunks already written stay."""
+        current = self.get(import_id, tenant=tenant)
+        if current.status is not ImportStatus.PROCESSING:
+            raise InvalidTransitionError(
+                f"import {import_id} is {current.status}: only a processing import can be cancelled"
+            )
+        self._jobs.cancel(import_job_id(import_id), tenant=tenant, by=by, reason=reason)
+        log.info("import cancel requested", import_id=str(import_id), by=by)
+        return current
+
     # -- retry failed rows ---------------------------------------------------------------------
 
     def retry_failed(

@@ -107,3 +107,17 @@ def test_bad_input_names_the_problem(run, tmp_path: Path):
     output = run("import", "contacts", str(missing), code=1)
     assert "lacks required columns for importer 'contacts': email" in output
     assert "is not an import id" in run("imports", "show", "nope", code=2)
+
+
+def test_cancel_an_import_from_the_command_line(run, data_dir: Path, tmp_path: Path):
+    source = tmp_path / "people.csv"
+    source.write_text(CONTACTS, encoding="utf-8")
+    import_id = _id(run("import", "contacts", str(source)))
+    assert "cancel requested" in run("imports", "cancel", import_id, "--reason", "wrong file")
+    run_jobs(data_dir)
+    shown = run("imports", "show", import_id)
+    assert "failed" in shown
+    assert "wrong file" in shown
+    assert "only a processing import can be cancelled" in run(
+        "imports", "cancel", import_id, code=1
+    )

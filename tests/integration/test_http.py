@@ -614,6 +614,7 @@ def test_openapi_has_operation_ids_and_the_docs_page_is_offline(client: TestClie
         ("GET", "/api/imports/{import_id}/failed-rows"): "listImportFailedRows",
         ("GET", "/api/imports/{import_id}/failed-rows.csv"): "downloadImportFailedRows",
         ("POST", "/api/imports/{import_id}/retry-failed"): "retryImportFailedRows",
+        ("POST", "/api/imports/{import_id}/cancel"): "cancelImport",
         ("POST", "/api/exports"): "requestExport",
         ("GET", "/api/exports"): "listExports",
         ("GET", "/api/exports/{export_id}"): "getExport",

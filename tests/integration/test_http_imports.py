@@ -204,3 +204,22 @@ def test_retry_is_refused_while_running_and_for_unknown_rows(
     assert response.status_code == 422
     assert "columns the file does not have: mail" in response.json()["message"]
     assert client.get("/api/imports/not-a-uuid").status_code == 422
+
+
+def test_cancel_an_import_then_it_ends_failed_saying_who(
+    client: TestClient[Litestar], chronicle: Chronicle, queue: FakeQueue
+):
+    started = upload(client, CONTACTS, headers=ACME).json()
+    path = started["links"]["self"]
+    response = client.post(f"{path}/cancel", json={"reason": "wrong file"}, headers=ACME)
+    assert response.status_code == 202, response.text
+    run_all(chronicle, queue)  # the job's message arrives: the job is cancelled, nothing runs
+    chronicle.runners["import_jobs"].catch_up()
+    project(chronicle)
+    body = client.get(path, headers=ACME).json()
+    assert body["status"] == "failed"
+    assert "cancelled by alice: wrong file" in body["failure"]
+    assert body["rows"] == 0
+    again = client.post(f"{path}/cancel", json={}, headers=ACME)
+    assert again.status_code == 409
+    assert "only a processing import can be cancelled" in again.json()["message"]

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 from uuid import UUID
 
 import pytest
 
+from application.commands import CommandCancelledError, CommandContext
 from application.imports import ImportRequest, import_job_id
 from application.views.imports import ImportFilter
 from domain.data_import import ImportStatus
@@ -237,3 +239,20 @@ def test_cancelling_the_import_job_fails_the_import(chronicle: Chronicle):
     # The job's message may still arrive: the import is not run any more.
     assert chronicle.imports.run(import_id)["status"] == "failed"
     assert SqlContactStore(chronicle.db).count() == 0
+
+
+def test_a_running_import_stops_between_chunks_when_its_job_is_cancelled(chronicle: Chronicle):
+    import_id = start(chronicle, CONTACTS, chunk_size=2)
+    asked = iter([False, True])
+    clock = itertools.count(step=1.0)  # each look at cancellation is a second later
+    context = CommandContext(
+        job_id=import_job_id(import_id),
+        attempt=1,
+        is_cancelled=lambda: next(asked, True),
+        monotonic=lambda: float(next(clock)),
+    )
+    with pytest.raises(CommandCancelledError):
+        chronicle.imports.run(import_id, context)
+    current = chronicle.imports.get(import_id)
+    assert current.chunks == {0}
+    assert current.status is ImportStatus.PROCESSING  # until the watcher sees the job cancelled

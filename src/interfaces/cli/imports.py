@@ -329,3 +329,15 @@ def imports_retry_failed(import_id: str, corrected: Path | None, tenant: str) ->
     for row in outcome.still_failing[:20]:
         click.echo(f"row {row.number}: {describe_errors(row.errors)}")
     sys.exit(EXIT_ROWS_FAILED if outcome.still_failing else 0)
+
+
+@imports.command("cancel")
+@click.argument("import_id")
+@click.option("--reason", default="", help="Why (recorded on the import's failure).")
+@click.option("--tenant", default=DEFAULT_TENANT, show_default=True)
+def imports_cancel(import_id: str, reason: str, tenant: str) -> None:
+    """Cancel a processing import (its job stops between two chunks)."""
+    with _open() as app:
+        parsed = _import_id(import_id)
+        app.imports.cancel(parsed, tenant=tenant, by=_by(), reason=reason)
+    click.echo(f"import {parsed} cancel requested")

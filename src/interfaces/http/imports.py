@@ -18,7 +18,7 @@ from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
 from litestar.params import Body, JSONBody, PathParameter, QueryParameter
 from litestar.response import Stream
-from msgspec import Struct, field
+from msgspec import Meta, Struct, field
 
 from application.exporters import neutralise
 from application.importers import describe_errors
@@ -59,6 +59,12 @@ class RetryFailedRows(Struct, kw_only=True, forbid_unknown_fields=True):
 
     rows: list[int] | None = None
     corrections: dict[str, dict[str, str]] | None = None
+
+
+class CancelImport(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Why the import is cancelled (recorded on its job and in the import's failure)."""
+
+    reason: Annotated[str, Meta(max_length=2000)] = ""
 
 
 class ImportLinks(Struct, kw_only=True):
@@ -480,6 +486,31 @@ class ImportController(Controller):
                 "Content-Disposition": f'attachment; filename="{safe}-failed-rows.csv"',
             },
         )
+
+    @post(
+        "/{import_id:str}/cancel",
+        operation_id="cancelImport",
+        summary="Cancel an import",
+        description=(
+            "Cancels the import's job: at once if it waits, between two chunks if it runs. The "
+            "import then ends `failed`, its failure naming who cancelled it and why; rows of "
+            "chunks already written stay. 409 once the import has ended."
+        ),
+        status_code=202,
+        sync_to_thread=True,
+        responses=error_responses(400, 404, 409, 422),
+    )
+    def cancel(
+        self,
+        *,
+        import_id: ImportId,
+        chronicle: NamedDependency[Chronicle],
+        caller: NamedDependency[Caller],
+        data: JSONBody[CancelImport],
+    ) -> ImportView:
+        parsed = parse_id(import_id, "import")
+        chronicle.imports.cancel(parsed, tenant=caller.tenant, by=caller.user, reason=data.reason)
+        return aggregate_view(chronicle.imports.get(parsed, tenant=caller.tenant))
 
     @post(
         "/{import_id:str}/retry-failed",
