@@ -270,12 +270,16 @@ class Scheduler:
                 timezone=event.timezone,
             )
             self._entries[schedule_id] = entry
-            self._plan(entry, max(event.at, now))
+            # From its creation on: ticks a scheduler that sees it late (starting up, busy)
+            # has missed fire late, or count as missed by the schedule's policy.
+            self._plan(entry, event.at)
             log.info("schedule added", schedule_id=str(schedule_id), name=event.name)
         elif isinstance(event, Schedule.Edited):
             entry = self._entries.get(schedule_id)
             if entry is None:
                 return
+            if {"frequency", "timezone"} & set(event.changes):
+                self._fire_before(entry, event.at, now)
             for key, change in event.changes.items():
                 value = change["to"]
                 if key == "frequency":
@@ -283,7 +287,9 @@ class Scheduler:
                 elif hasattr(entry, key):
                     setattr(entry, key, value)
             if {"frequency", "timezone"} & set(event.changes):
-                self._plan(entry, max(event.at, now))
+                # From the edit on, the new frequency: its ticks this scheduler is already
+                # late for are due now (or missed, by the schedule's policy).
+                self._plan(entry, event.at)
             log.info("schedule edited", schedule_id=str(schedule_id), changed=sorted(event.changes))
         elif isinstance(event, Schedule.Paused | Schedule.Deleted):
             if self._entries.pop(schedule_id, None) is not None:
@@ -298,6 +304,22 @@ class Scheduler:
             self._record_paused(row_like, schedule, event.at)
             self._plan(row_like, max(event.at, now))
             log.info("schedule resumed", schedule_id=str(schedule_id))
+
+    #: Ticks of the old definition fired at most when an edit is seen (more are "missed").
+    EDIT_CATCH_UP = 10
+
+    def _fire_before(self, entry: _Entry, edited_at: datetime, now: datetime) -> None:
+        """Fire the entry's ticks that fell due before `edited_at` and this scheduler has not
+        handled yet (it was late): they belong to the schedule as it was then."""
+        tick = entry.next
+        for _ in range(self.EDIT_CATCH_UP):
+            if tick is None or tick.due_at > edited_at or self._missed(tick, now):
+                return
+            with structlog.contextvars.bound_contextvars(
+                schedule_id=str(entry.schedule_id), schedule=entry.name
+            ):
+                self._flush([self._decide(entry, tick, now)])
+            tick = next_tick(entry.frequency, entry.timezone, tick, self._cron)
 
     def _entry_from_aggregate(self, schedule: Schedule) -> _Entry:
         return _Entry(

@@ -176,6 +176,30 @@ def test_edits_pauses_and_deletes_are_followed(app: Chronicle, clock: FakeClock)
     assert scheduler.next_due() is None
 
 
+def test_a_tick_due_before_an_edit_still_runs_when_the_scheduler_sees_the_edit_late(
+    app: Chronicle, clock: FakeClock
+):
+    """12:01 is due under the old frequency; the edit lands at 12:01:00.4, before this
+    scheduler fired it. The tick belongs to the schedule as it was: it runs, once."""
+    schedule_id = every_minute(app)
+    project(app)
+    scheduler = app.scheduler()
+    scheduler.load()
+    clock.current = datetime(2026, 6, 1, 12, 1, 0, 400_000, tzinfo=UTC)
+    app.schedules.edit(
+        schedule_id, {"helpers": [{"name": "hourlyAt", "args": [30]}]}, tenant="default", by="op"
+    )
+    scheduler.follow()
+    assert scheduler.next_due() == datetime(2026, 6, 1, 12, 30, tzinfo=UTC)
+    triggered = [t for t in ticks(app) if isinstance(t, TriggeredTick.Triggered)]
+    assert [t.due_at for t in triggered] == [datetime(2026, 6, 1, 12, 1, tzinfo=UTC)]
+    # Another scheduler that fired 12:01 in time would hold the same tick: no second job.
+    other = app.scheduler()
+    other.load()
+    other.fire_due()
+    assert len([t for t in ticks(app) if isinstance(t, TriggeredTick.Triggered)]) == 1
+
+
 def test_new_schedule_is_seen_by_a_running_scheduler(app: Chronicle, clock: FakeClock):
     scheduler = app.scheduler()
     scheduler.load()
