@@ -68,6 +68,8 @@ def test_projections_status_and_rebuild(run):
     status = {row["name"]: row for row in json.loads(run("projections", "status", "--json"))}
     assert status["jobs"]["lag"] == 0
     assert status["jobs"]["head"] == 3
+    # The reactions that follow the log are listed too.
+    assert {"batch_process", "import_jobs", "export_jobs", "outbox"} <= set(status)
     output = run("projections", "rebuild", "jobs")
     assert "jobs: rebuilt up to position 3" in output
     assert len(run("jobs", "list", "--json").splitlines()) == 3
