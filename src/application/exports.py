@@ -21,7 +21,7 @@ import structlog
 from eventsourcing.application import AggregateNotFoundError
 
 from application.commands import CommandContext, CommandRegistry, Help
-from application.event_log import ChronicleEvents, LoggedEvent, change, topic
+from application.event_log import ChronicleEvents, change
 from application.exporters import (
     ExportColumn,
     Exporter,
@@ -34,7 +34,6 @@ from application.jobs import DispatchRequest, JobService
 from application.ports import Clock, JobTimedOutError
 from application.views.exports import ExportsQueries
 from domain.export import Export, ExportFormat, ExportStatus, export_job_id, parse_format
-from domain.job import Job
 from domain.shared import (
     DEFAULT_TENANT,
     DomainError,
@@ -307,6 +306,14 @@ class ExportService:
             log.warning("could not record the export's failure", export_id=str(export_id))
         log.warning("export failed", export_id=str(export_id), reason=reason)
 
+    def job_stopped(self, arguments: Mapping[str, Any], reason: str) -> None:
+        """The export's job was dead-lettered or cancelled before it recorded an outcome."""
+        try:
+            export_id = UUID(str(arguments["export_id"]))
+        except (KeyError, ValueError):
+            return
+        self.abandon(export_id, reason)
+
     def abandon(self, export_id: UUID, reason: str) -> bool:
         """Record that an export's job stopped without it: fail it if it is still pending or
         running. Returns whether it changed."""
@@ -418,47 +425,6 @@ class ExportRetention:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
-
-
-class ExportJobWatcher:
-    """Fails the export of an export job that was dead-lettered or cancelled before the
-    export recorded an outcome (e.g. its worker died on the last attempt, or an operator
-    cancelled the job while it waited): no export stays pending or running forever.
-
-    It follows the log like a projection (tracking only); these events are rare, so loading
-    the job to see its command costs nothing worth a table. Reading an event again is
-    harmless: an export that already failed is left alone.
-    """
-
-    name = "export_jobs"
-    topics = (topic(Job.DeadLettered), topic(Job.Cancelled))
-
-    def __init__(self, events: ChronicleEvents, exports: ExportService) -> None:
-        self._events = events
-        self._exports = exports
-
-    def process(self, events: Sequence[LoggedEvent], writer: object) -> None:  # noqa: ARG002 - tracking only
-        for logged in events:
-            try:
-                job: object = self._events.repository.get(logged.event.originator_id)
-            except AggregateNotFoundError:  # pragma: no cover - the event is the job's own
-                continue
-            if not isinstance(job, Job) or job.command != EXPORT_COMMAND:
-                continue
-            try:
-                export_id = UUID(str(job.arguments["export_id"]))
-            except (KeyError, ValueError):
-                continue
-            self._exports.abandon(export_id, _job_reason(job, logged.event))
-
-
-def _job_reason(job: Job, event: object) -> str:
-    if isinstance(event, Job.Cancelled):
-        why = f": {event.reason}" if event.reason else ""
-        return f"its job {job.id} was cancelled by {event.by}{why}"
-    if isinstance(event, Job.DeadLettered):
-        return f"its job {job.id} gave up after {event.attempts} attempts: {event.reason}"
-    return f"its job {job.id} stopped"  # pragma: no cover - only the two topics above
 
 
 def register_export_command(registry: CommandRegistry, service: ExportService) -> None:

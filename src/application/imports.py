@@ -6,7 +6,7 @@ chunk's outcome. If the worker dies, the job is retried: the new run validates t
 the start again (rules spanning rows, such as unique columns, need every earlier row) but
 writes only the chunks not yet recorded. A handler may see the chunk that was being written at
 the crash a second time; handlers are idempotent per (import, row). When the job gives up
-(dead-lettered or cancelled), the `ImportJobWatcher` fails the import: an import never stays
+(dead-lettered or cancelled), `job_stopped` fails the import: an import never stays
 "processing" forever.
 """
 
@@ -24,7 +24,7 @@ from eventsourcing.persistence import IntegrityError
 
 from application.commands import CommandContext, CommandRegistry
 from application.csv_reader import CsvFile, CsvFileError, ParsedRow, read_rows, split_values
-from application.event_log import ChronicleEvents, LoggedEvent, change, topic
+from application.event_log import ChronicleEvents, change
 from application.importers import (
     ROW_ERROR,
     ChunkContext,
@@ -38,7 +38,6 @@ from application.importers import (
 from application.jobs import DispatchRequest, JobService
 from application.ports import Clock
 from domain.data_import import FailedRow, Import, ImportStatus
-from domain.job import Job
 from domain.shared import (
     DEFAULT_TENANT,
     DomainError,
@@ -53,7 +52,6 @@ log = structlog.get_logger(__name__)
 __all__ = [
     "IMPORT_COMMAND",
     "ImportFiles",
-    "ImportJobWatcher",
     "ImportRequest",
     "ImportService",
     "RetryOutcome",
@@ -425,6 +423,15 @@ class ImportService:
         failed = self.fail(current.id, reason)
         return summary(failed)
 
+    def job_stopped(self, arguments: Mapping[str, Any], reason: str) -> None:
+        """The import's job was dead-lettered or cancelled: a processing import fails."""
+        try:
+            current = self.get(UUID(str(arguments["import_id"])))
+        except (KeyError, ValueError, NotFoundError):
+            return
+        if current.status is ImportStatus.PROCESSING:
+            self.fail(current.id, f"the import stopped: {reason}")
+
     def fail(self, import_id: UUID, reason: str) -> Import:
         """End a processing import as failed (no-op once it has ended)."""
 
@@ -583,41 +590,3 @@ def register_import_command(registry: CommandRegistry, imports: ImportService) -
         return imports.run(parsed, context)
 
     registry.register(IMPORT_COMMAND, run_import)
-
-
-class ImportJobWatcher:
-    """Fails the import of an import job that was dead-lettered or cancelled.
-
-    It follows the log like a projection (tracking only); these events are rare, so loading
-    the job to see its command costs nothing worth a table.
-    """
-
-    name = "import_jobs"
-    topics = (topic(Job.DeadLettered), topic(Job.Cancelled))
-
-    def __init__(self, events: ChronicleEvents, imports: ImportService) -> None:
-        self._events = events
-        self._imports = imports
-
-    def process(self, events: Sequence[LoggedEvent], writer: object) -> None:  # noqa: ARG002 - tracking only
-        for logged in events:
-            job: Job = self._events.repository.get(logged.event.originator_id)
-            if job.command != IMPORT_COMMAND:
-                continue
-            import_id = UUID(str(job.arguments["import_id"]))
-            try:
-                current = self._imports.get(import_id)
-            except NotFoundError:
-                continue
-            if current.status is not ImportStatus.PROCESSING:
-                continue
-            self._imports.fail(import_id, _job_reason(job, logged.event))
-
-
-def _job_reason(job: Job, event: object) -> str:
-    if isinstance(event, Job.Cancelled):
-        why = f": {event.reason}" if event.reason else ""
-        return f"the import was cancelled (job {job.id} cancelled by {event.by}{why})"
-    if isinstance(event, Job.DeadLettered):
-        return f"the import job {job.id} gave up after {event.attempts} attempts: {event.reason}"
-    return f"the import job {job.id} stopped"

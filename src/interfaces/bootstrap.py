@@ -18,10 +18,10 @@ from application.commands import CommandRegistry, default_registry
 from application.event_log import ChronicleEvents
 from application.execution import JobExecutor
 from application.exporters import ExporterRegistry, default_exporters
-from application.exports import ExportJobWatcher, ExportService, register_export_command
+from application.exports import EXPORT_COMMAND, ExportService, register_export_command
 from application.group_commit import GroupCommitter
 from application.importers import builtin_importers, default_importers
-from application.imports import ImportJobWatcher, ImportService, register_import_command
+from application.imports import IMPORT_COMMAND, ImportService, register_import_command
 from application.jobs import JobService
 from application.outbox import OutboxRelay
 from application.ports import Clock, CronCalculator, JobQueue, SystemClock
@@ -29,6 +29,7 @@ from application.projections import ProjectionRunner
 from application.queue_control import PauseWatcher, QueueControlService
 from application.scheduler import Scheduler
 from application.schedules import ScheduleService
+from application.stopped_jobs import StoppedJobWatcher
 from application.views.batches import BatchesProjection
 from application.views.exports import ExportsProjection
 from application.views.imports import ImportsProjection
@@ -346,20 +347,15 @@ def bootstrap(
     chronicle.runners["imports"] = ProjectionRunner(
         ImportsProjection(), imports_store(db), log, batch_size=batch
     )
-    # Fails the import of an import job that gave up: no import stays "processing" forever.
-    chronicle.runners["import_jobs"] = ProjectionRunner(
-        ImportJobWatcher(events, imports),
-        TrackingOnlyStore(db, "import_jobs", None),
-        log,
-        batch_size=batch,
-    )
     chronicle.runners["exports"] = ProjectionRunner(
         ExportsProjection(), exports_store(db), log, batch_size=batch
     )
-    # Fails the export of an export job that gave up or was cancelled before it ran.
-    chronicle.runners["export_jobs"] = ProjectionRunner(
-        ExportJobWatcher(events, exports),
-        TrackingOnlyStore(db, "export_jobs", None),
+    # Fails the import or export whose job gave up or was cancelled: none stays running.
+    chronicle.runners["system_jobs"] = ProjectionRunner(
+        StoppedJobWatcher(
+            events, {IMPORT_COMMAND: imports.job_stopped, EXPORT_COMMAND: exports.job_stopped}
+        ),
+        TrackingOnlyStore(db, "system_jobs", None),
         log,
         batch_size=batch,
     )

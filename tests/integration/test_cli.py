@@ -69,7 +69,7 @@ def test_projections_status_and_rebuild(run):
     assert status["jobs"]["lag"] == 0
     assert status["jobs"]["head"] == 3
     # The reactions that follow the log are listed too.
-    assert {"batch_process", "import_jobs", "export_jobs", "outbox"} <= set(status)
+    assert {"batch_process", "system_jobs", "outbox"} <= set(status)
     output = run("projections", "rebuild", "jobs")
     assert "jobs: rebuilt up to position 3" in output
     assert len(run("jobs", "list", "--json").splitlines()) == 3

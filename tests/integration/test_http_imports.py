@@ -214,7 +214,7 @@ def test_cancel_an_import_then_it_ends_failed_saying_who(
     response = client.post(f"{path}/cancel", json={"reason": "wrong file"}, headers=ACME)
     assert response.status_code == 202, response.text
     run_all(chronicle, queue)  # the job's message arrives: the job is cancelled, nothing runs
-    chronicle.runners["import_jobs"].catch_up()
+    chronicle.runners["system_jobs"].catch_up()
     project(chronicle)
     body = client.get(path, headers=ACME).json()
     assert body["status"] == "failed"

@@ -220,7 +220,7 @@ def test_an_import_whose_job_gives_up_ends_failed_with_the_reason(chronicle: Chr
     finally:
         object.__setattr__(importer, "handler", original)
     assert chronicle.imports.get(import_id).status is ImportStatus.PROCESSING
-    chronicle.runners["import_jobs"].catch_up()
+    chronicle.runners["system_jobs"].catch_up()
     failed = chronicle.imports.get(import_id)
     assert failed.status is ImportStatus.FAILED
     assert failed.failure is not None
@@ -231,7 +231,7 @@ def test_an_import_whose_job_gives_up_ends_failed_with_the_reason(chronicle: Chr
 def test_cancelling_the_import_job_fails_the_import(chronicle: Chronicle):
     import_id = start(chronicle, CONTACTS)
     chronicle.jobs.cancel(import_job_id(import_id), tenant="default", by="ops", reason="wrong file")
-    chronicle.runners["import_jobs"].catch_up()
+    chronicle.runners["system_jobs"].catch_up()
     failed = chronicle.imports.get(import_id)
     assert failed.status is ImportStatus.FAILED
     assert failed.failure is not None

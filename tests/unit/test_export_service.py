@@ -24,13 +24,13 @@ from application.exporters import (
 )
 from application.exports import (
     EXPORT_COMMAND,
-    ExportJobWatcher,
     ExportRetention,
     ExportService,
     WrittenFile,
     register_export_command,
 )
 from application.jobs import JobService
+from application.stopped_jobs import StoppedJobWatcher
 from application.views.exports import ExportRecord
 from domain.export import Export, ExportFormat, ExportStatus, export_job_id
 from domain.job import Job
@@ -377,7 +377,7 @@ def _job_event(h: Harness, export: Export, event_type: type) -> LoggedEvent:
 
 def test_the_watcher_fails_an_export_whose_job_was_cancelled(h: Harness) -> None:
     export = h.request()
-    watcher = ExportJobWatcher(h.events, h.service)
+    watcher = StoppedJobWatcher(h.events, {EXPORT_COMMAND: h.service.job_stopped})
     logged = _job_event(h, export, Job.Cancelled)
     watcher.process([logged], None)
     stored = h.export(export.id)
@@ -391,7 +391,9 @@ def test_the_watcher_fails_an_export_whose_job_was_cancelled(h: Harness) -> None
 def test_the_watcher_fails_a_running_export_whose_job_gave_up(h: Harness) -> None:
     export = h.request()
     h.service._change(export.id, lambda e: e.start(at=h.clock.now()))  # its worker died here
-    ExportJobWatcher(h.events, h.service).process([_job_event(h, export, Job.DeadLettered)], None)
+    StoppedJobWatcher(h.events, {EXPORT_COMMAND: h.service.job_stopped}).process(
+        [_job_event(h, export, Job.DeadLettered)], None
+    )
     stored = h.export(export.id)
     assert stored.status is ExportStatus.FAILED
     assert "gave up after 3 attempts: WorkerLost" in (stored.failure or "")

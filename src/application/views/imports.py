@@ -42,19 +42,27 @@ class ImportRow:
 
     @property
     def progress(self) -> float:
-        """Share of the file read, 0 to 100 (100 once the import has ended)."""
-        if self.status != ImportStatus.PROCESSING:
-            return 100.0
-        if self.file_size <= 0:
-            return 0.0
-        return round(min(100.0, 100.0 * self.bytes_read / self.file_size), 1)
+        return import_progress(self.status, self.bytes_read, self.file_size)
 
     @property
     def duration_seconds(self) -> float | None:
-        """From start to end, or None while it runs."""
-        if self.finished_at is None:
-            return None
-        return round((self.finished_at - self.started_at).total_seconds(), 3)
+        return import_duration(self.started_at, self.finished_at)
+
+
+def import_progress(status: str, bytes_read: int, file_size: int) -> float:
+    """Share of the file read, 0 to 100 (100 once the import has ended)."""
+    if status != ImportStatus.PROCESSING:
+        return 100.0
+    if file_size <= 0:
+        return 0.0
+    return round(min(100.0, 100.0 * bytes_read / file_size), 1)
+
+
+def import_duration(started_at: datetime, finished_at: datetime | None) -> float | None:
+    """Seconds from start to end, or None while it runs."""
+    if finished_at is None:
+        return None
+    return round((finished_at - started_at).total_seconds(), 3)
 
 
 @dataclass(frozen=True)

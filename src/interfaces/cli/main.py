@@ -157,7 +157,7 @@ def projections_status(as_json: bool) -> None:
                 "head": head,
                 "lag": head - tracking.get(name, 0),
             }
-            for name in (*PROJECTIONS, "batch_process", "import_jobs", "export_jobs", "outbox")
+            for name in (*PROJECTIONS, "batch_process", "system_jobs", "outbox")
         ]
     if as_json:
         click.echo(json.dumps(rows))

@@ -23,7 +23,13 @@ from msgspec import Meta, Struct, field
 from application.exporters import neutralise
 from application.importers import describe_errors
 from application.imports import EXTRA_FIELDS, RAW_TEXT, ImportRequest, import_job_id
-from application.views.imports import FailedImportRow, ImportFilter, ImportRow
+from application.views.imports import (
+    FailedImportRow,
+    ImportFilter,
+    ImportRow,
+    import_duration,
+    import_progress,
+)
 from domain.data_import import Import, ImportStatus
 from domain.shared import ValidationError
 from infrastructure.read_models import decode_cursor, encode_cursor
@@ -178,13 +184,6 @@ def row_view(row: ImportRow) -> ImportView:
 
 def aggregate_view(found: Import) -> ImportView:
     """An import from its own events (the read model may not have caught up yet)."""
-    processing = found.status is ImportStatus.PROCESSING
-    progress = 100.0
-    if processing:
-        progress = round(100.0 * found.bytes_read / found.file_size, 1) if found.file_size else 0.0
-    duration = None
-    if found.finished_at is not None:
-        duration = round((found.finished_at - found.started_at).total_seconds(), 3)
     return ImportView(
         id=found.id,
         importer=found.importer,
@@ -194,7 +193,7 @@ def aggregate_view(found: Import) -> ImportView:
         rows=found.rows,
         succeeded=found.succeeded,
         failed=found.failed,
-        progress=progress,
+        progress=import_progress(found.status, found.bytes_read, found.file_size),
         chunks=len(found.chunks),
         header=list(found.header),
         mapping=dict(found.mapping),
@@ -204,7 +203,7 @@ def aggregate_view(found: Import) -> ImportView:
         requested_by=found.started_by,
         started_at=utc(found.started_at),
         finished_at=utc_or_none(found.finished_at),
-        duration_seconds=duration,
+        duration_seconds=import_duration(found.started_at, found.finished_at),
         last_retry_at=None,
         links=_links(found.id),
     )
