@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import time
 from functools import cached_property
@@ -176,8 +176,16 @@ class _Field:
         return None
 
 
+class _CronError(FrequencyError):
+    """A cron expression's fault; `problem` says what is wrong without quoting the expression."""
+
+    def __init__(self, expression: str, problem: str) -> None:
+        super().__init__(f"cron expression {expression!r}: {problem}", field="expression")
+        self.problem = problem
+
+
 def _fail(expression: str, problem: str) -> FrequencyError:
-    return FrequencyError(f"cron expression {expression!r}: {problem}", field="expression")
+    return _CronError(expression, problem)
 
 
 def _literal(token: str, spec: _FieldSpec, expression: str) -> int:
@@ -411,64 +419,74 @@ class _ArgumentError(Exception):
         self.item = item
 
 
-def _whole(value: object, low: int, high: int, what: str) -> int:
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _ArgumentError(f"{value!r} is not a whole number ({what} {low}-{high})")
-    if not low <= value <= high:
-        raise _ArgumentError(f"{what} {value} is outside {low}-{high}")
-    return value
+def _checked_field(text: str, index: int) -> str:
+    """`text` as cron field `index`, in its canonical spelling; _CronError if it is not one."""
+    if not text.isascii():
+        raise _fail(text, "only ASCII characters are allowed")
+    return _parse_field(text.strip().lower(), index, text).text
 
 
-def _list_of(value: object, convert: Callable[[object], int]) -> list[int]:
+def _field_text(text: str, index: int, shown: object) -> str:
+    """`text` checked as cron field `index` for an argument given as `shown`."""
+    try:
+        return _checked_field(text, index)
+    except _CronError as error:
+        problem = error.problem
+    if repr(shown) in problem:
+        raise _ArgumentError(problem)
+    raise _ArgumentError(f"{_SPECS[index].name} field {shown!r}: {problem}")
+
+
+def _cron_field(value: object, index: int) -> str:
+    """A whole number, or a string holding a cron field ('37', '*/10', '1-5', '1,3', '*').
+
+    Laravel splices such arguments into the expression as they are; here the field is checked
+    first, so a malformed one is refused with the reason instead of making a broken expression.
+    """
+    spec = _SPECS[index]
+    if isinstance(value, bool) or not isinstance(value, int | str):
+        raise _ArgumentError(
+            f"{value!r} is not a whole number ({spec.name} {spec.low}-{spec.top}) "
+            f"or a string with a cron {spec.name} field such as '1-5'"
+        )
+    if isinstance(value, int) and not spec.low <= value <= spec.top:
+        raise _ArgumentError(f"{spec.name} {value} is outside {spec.low}-{spec.top}")
+    return _field_text(str(value), index, value)
+
+
+def _cron_fields(value: object, convert: Callable[[object], str], index: int) -> str:
+    """One item or a list of items (Laravel joins an array with ','), as one cron field."""
+    listed = isinstance(value, list | tuple)
     items = list(value) if isinstance(value, list | tuple) else [value]
     if not items:
         raise _ArgumentError("the list is empty")
-    converted = []
+    texts = []
     for position, item in enumerate(items):
         try:
-            converted.append(convert(item))
+            texts.append(convert(item))
         except _ArgumentError as problem:
-            where = position if isinstance(value, list | tuple) else None
-            raise _ArgumentError(str(problem), where) from None
-    return converted
+            raise _ArgumentError(str(problem), position if listed else None) from None
+    joined = ",".join(texts)
+    # Each item is a fine field alone, but not every mix is ('*' in a list, 'W' with others).
+    return _field_text(joined, index, joined) if listed else joined
 
 
-def _minute(value: object) -> int:
-    return _whole(value, 0, 59, "minute")
-
-
-def _hour(value: object) -> int:
-    return _whole(value, 0, 23, "hour")
-
-
-def _day_of_month(value: object) -> int:
-    return _whole(value, 1, 31, "day of month")
-
-
-def _month(value: object) -> int:
+def _month(value: object) -> str:
     if isinstance(value, str):
-        named = _MONTH_ALIASES.get(value.strip().lower()[:3])
-        if named is not None and value.strip().lower() in {
-            MONTH_NAMES[named - 1].lower(),
-            MONTH_NAMES[named - 1][:3].lower(),
-        }:
-            return named
-    return _whole(value, 1, 12, "month")
+        name = value.strip().lower()
+        for number, full in enumerate(MONTH_NAMES, start=1):
+            if name == full.lower():
+                return str(number)
+    return _cron_field(value, MONTH)
 
 
-def _weekday(value: object) -> int:
+def _weekday(value: object) -> str:
     if isinstance(value, str):
         name = value.strip().lower()
         for number, full in enumerate(WEEKDAY_NAMES):
-            if name in {full.lower(), full[:3].lower()}:
-                return number
-        if not name.isdigit():
-            raise _ArgumentError(
-                f"{value!r} is not a day of the week (0-6 or a name like 'monday')"
-            )
-    return _whole(value, 0, 6, "day of week")
+            if name == full.lower():
+                return str(number)
+    return _cron_field(value, DAY_OF_WEEK)
 
 
 def _time_of_day(value: object, *, need_minutes: bool) -> tuple[int, int, int | None]:
@@ -485,6 +503,14 @@ def _time_of_day(value: object, *, need_minutes: bool) -> tuple[int, int, int | 
     if second is not None and int(second) > 59:
         raise _ArgumentError(f"{value!r}: second {int(second)} is outside 0-59")
     return int(hour), int(minute or 0), None if second is None else int(second)
+
+
+def _laravel_time(value: object) -> tuple[int, int]:
+    """dailyAt's time: 'H', 'H:MM' or 'H:MM:SS', or a whole hour; Laravel 12 drops the seconds."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    hour, minute, _second = _time_of_day(value, need_minutes=False)
+    return hour, minute
 
 
 def _parse_clock(value: object) -> time:
@@ -505,29 +531,50 @@ class _Draft:
         self.fields[index] = str(value)
         self.last_setter[index] = self.current
 
-    def set_time(self, moment: tuple[int, int, int | None]) -> None:
-        hour, minute, second = moment
+    def set_time(self, moment: tuple[int, int]) -> None:
+        # Minute and hour only: the seconds a sub-minute helper set keep repeating, as in Laravel.
+        hour, minute = moment
         self.set(MINUTE, minute)
         self.set(HOUR, hour)
-        if second is not None:  # "HH:MM:SS" sets the seconds; "HH:MM" leaves them alone
-            self.set(SECOND, second)
 
 
 _REQUIRED: Any = object()
 
+
+def _field_kind(index: int, example: str) -> tuple[str, Callable[[object], str]]:
+    name = _SPECS[index].name
+    return f"integer | string ({name} cron field, e.g. {example!r})", (
+        lambda value: _cron_field(value, index)
+    )
+
+
+def _list_kind(
+    index: int, convert: Callable[[object], str], single: str
+) -> tuple[str, Callable[[object], str]]:
+    return f"{single} | (integer | string)[]", lambda value: _cron_fields(value, convert, index)
+
+
 # How each kind of argument is checked and converted, and its JSON type in the catalogue.
+# Where Laravel splices an argument into a cron field, a string with a cron field is accepted.
 _KINDS: dict[str, tuple[str, Callable[[object], Any]]] = {
-    "minutes": ("integer | integer[]", lambda value: _list_of(value, _minute)),
-    "hour": ("integer", _hour),
-    "time": ("string", lambda value: _time_of_day(value, need_minutes=False)),
-    "clock": ("string", _parse_clock),
-    "day_of_month": ("integer", _day_of_month),
-    "month": ("integer | string", _month),
-    "weekdays": (
-        "integer | string | (integer | string)[]",
-        lambda value: _list_of(value, _weekday),
+    "minutes": _list_kind(
+        MINUTE,
+        lambda value: _cron_field(value, MINUTE),
+        "integer | string (minute cron field, e.g. '*/10')",
     ),
-    "days_of_month": ("integer | integer[]", lambda value: _list_of(value, _day_of_month)),
+    "hour": _field_kind(HOUR, "1-3"),
+    "time": ("string | integer", _laravel_time),
+    "clock": ("string", _parse_clock),
+    "day_of_month": _field_kind(DAY_OF_MONTH, "1-5"),
+    "month": ("integer | string (month name or month cron field, e.g. '1-6')", _month),
+    "weekdays": _list_kind(
+        DAY_OF_WEEK, _weekday, "integer | string (day name or day-of-week cron field, e.g. '1-5')"
+    ),
+    "days_of_month": _list_kind(
+        DAY_OF_MONTH,
+        lambda value: _cron_field(value, DAY_OF_MONTH),
+        "integer | string (day-of-month cron field, e.g. '1-7')",
+    ),
     "expression": ("string", _parse),
 }
 
@@ -570,13 +617,9 @@ def _splice(fields: Mapping[int, str]) -> Callable[[_Draft, list[Any]], None]:
     return apply
 
 
-def _joined(values: Iterable[int]) -> str:
-    return ",".join(str(value) for value in values)
-
-
 def _hour_based(hours: str) -> Callable[[_Draft, list[Any]], None]:
     def apply(draft: _Draft, args: list[Any]) -> None:
-        draft.set(MINUTE, _joined(args[0]))
+        draft.set(MINUTE, args[0])
         draft.set(HOUR, hours)
 
     return apply
@@ -586,14 +629,26 @@ def _at_time(draft: _Draft, args: list[Any]) -> None:
     draft.set_time(args[0])
 
 
+def _pair(first: str, second: str, index: int, names: tuple[str, str]) -> str:
+    """Two arguments Laravel joins into one field ("$first,$second"); the join must be valid."""
+    joined = f"{first},{second}"
+    try:
+        return _checked_field(joined, index)
+    except _CronError as error:
+        raise _ArgumentError(
+            f"arguments {names[0]!r} and {names[1]!r} make the {_SPECS[index].name} field "
+            f"{joined!r}: {error.problem}"
+        ) from None
+
+
 def _twice_daily_at(draft: _Draft, args: list[Any]) -> None:
-    draft.set(MINUTE, _joined(args[2]))
-    draft.set(HOUR, f"{args[0]},{args[1]}")
+    draft.set(MINUTE, args[2])
+    draft.set(HOUR, _pair(args[0], args[1], HOUR, ("first", "second")))
 
 
 def _weekly_on(draft: _Draft, args: list[Any]) -> None:
     draft.set_time(args[1])
-    draft.set(DAY_OF_WEEK, _joined(args[0]))
+    draft.set(DAY_OF_WEEK, args[0])
 
 
 def _on_days_of_month(
@@ -609,8 +664,8 @@ def _on_days_of_month(
 
 
 def _days_of_month(draft: _Draft, args: list[Any]) -> None:
-    draft.set_time((0, 0, None))
-    draft.set(DAY_OF_MONTH, _joined(args[0]))
+    draft.set_time((0, 0))
+    draft.set(DAY_OF_MONTH, args[0])
 
 
 def _yearly_on(draft: _Draft, args: list[Any]) -> None:
@@ -620,7 +675,7 @@ def _yearly_on(draft: _Draft, args: list[Any]) -> None:
 
 
 def _days(draft: _Draft, args: list[Any]) -> None:
-    draft.set(DAY_OF_WEEK, _joined(args[0]))
+    draft.set(DAY_OF_WEEK, args[0])
 
 
 def _window(*, exclude: bool) -> Callable[[_Draft, list[Any]], None]:
@@ -636,7 +691,9 @@ def _whole_expression(draft: _Draft, args: list[Any]) -> None:
         draft.set(index, cron_field.text)
 
 
-_TIME = HelperParameter("time", "time", "Time of day, 'HH:MM' (or 'HH:MM:SS').", "0:0")
+# Laravel 12's dailyAt reads 'H', 'H:i' or 'H:i:s' and keeps hour and minute only.
+_TIME_TEXT = "Time of day, 'HH:MM' ('H' or 'HH:MM:SS' too; seconds are ignored, as in Laravel)."
+_TIME = HelperParameter("time", "time", _TIME_TEXT, "0:0")
 _OFFSET = HelperParameter("minute", "minutes", "Minute(s) past the hour, 0-59.", 0)
 
 
@@ -684,7 +741,7 @@ def _build_helpers() -> dict[str, HelperSpec]:
         specs.append(HelperSpec(name, f"Run every {words}.", (_OFFSET,), _hour_based(hours)))
     first_hour = HelperParameter("first", "hour", "First hour, 0-23.", 1)
     second_hour = HelperParameter("second", "hour", "Second hour, 0-23.", 13)
-    at_time = HelperParameter("time", "time", "Time of day, 'HH:MM' (or 'HH:MM:SS').")
+    at_time = HelperParameter("time", "time", _TIME_TEXT)
     specs += [
         HelperSpec("daily", "Run every day at midnight.", (), _splice({MINUTE: "0", HOUR: "0"})),
         HelperSpec(
@@ -695,7 +752,7 @@ def _build_helpers() -> dict[str, HelperSpec]:
             "twiceDaily",
             "Run every day at minute 0 of two hours.",
             (first_hour, second_hour),
-            lambda draft, args: _twice_daily_at(draft, [*args, [0]]),
+            lambda draft, args: _twice_daily_at(draft, [*args, "0"]),
         ),
         HelperSpec(
             "twiceDailyAt",
@@ -740,7 +797,9 @@ def _build_helpers() -> dict[str, HelperSpec]:
                 HelperParameter("second", "day_of_month", "Second day of the month, 1-31.", 16),
                 _TIME,
             ),
-            _on_days_of_month(lambda args: f"{args[0]},{args[1]}"),
+            _on_days_of_month(
+                lambda args: _pair(args[0], args[1], DAY_OF_MONTH, ("first", "second"))
+            ),
         ),
         HelperSpec(
             "lastDayOfMonth",
@@ -1135,7 +1194,12 @@ class Frequency:
             where = f"helpers[{position}]"
             spec, call, arguments = _read_call(item, where)
             draft.current = position
-            spec.apply(draft, arguments)
+            try:
+                spec.apply(draft, arguments)
+            except _ArgumentError as problem:  # arguments fine alone, not joined into one field
+                raise FrequencyError(
+                    f"{where}: helper {spec.name!r}, {problem}", field=f"{where}.args"
+                ) from None
             calls.append(call)
         texts = draft.fields[1:] if draft.fields[SECOND] == "0" else draft.fields
         expression = " ".join(texts)

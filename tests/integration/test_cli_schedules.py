@@ -45,6 +45,19 @@ def test_every_values_become_helper_calls():
     ]
 
 
+def test_every_takes_laravel_times_and_cron_field_arguments(run):
+    assert parse_every(("dailyAt:13:08:10", "hourlyAt:*/10", "weeklyOn:1-5,7:30")) == [
+        {"name": "dailyAt", "args": ["13:08:10"]},
+        {"name": "hourlyAt", "args": ["*/10"]},
+        {"name": "weeklyOn", "args": ["1-5", "7:30"]},
+    ]
+    at_time = run("add", "at", "demo:noop", "--every", "dailyAt:13:08:10").strip()
+    tens = run("add", "tens", "demo:noop", "--every", "hourlyAt:*/10").strip()
+    items = listed(run)
+    assert items[at_time]["expression"] == "8 13 * * *"  # seconds ignored, as in Laravel 12
+    assert items[tens]["expression"] == "*/10 * * * *"
+
+
 def test_add_list_show_edit_pause_resume_run_runs_delete(run):
     schedule_id = run(
         "add",

@@ -419,12 +419,17 @@ def test_the_catalogue_lists_the_helpers_with_their_parameters(client: TestClien
     assert daily["parameters"] == [
         {
             "name": "time",
-            "type": "string",
+            "type": "string | integer",
             "default": None,
             "required": True,
-            "description": "Time of day, 'HH:MM' (or 'HH:MM:SS').",
+            "description": (
+                "Time of day, 'HH:MM' ('H' or 'HH:MM:SS' too; seconds are ignored, as in Laravel)."
+            ),
         }
     ]
+    assert by_name["hourlyAt"]["parameters"][0]["type"].startswith(
+        "integer | string (minute cron field"
+    )
     assert daily["example"]["expression"] == "0 13 * * *"
     assert daily["description"]
     for entry in catalogue:  # every example is a chain the API accepts
@@ -455,6 +460,28 @@ def test_preview_lists_count_runs_with_a_description(client: TestClient[Litestar
         "2026-01-05T12:00:00Z",
         "2026-01-05T13:00:00Z",
     ]
+
+
+@sqlite_only
+def test_preview_takes_helper_arguments_as_laravel_does(client: TestClient[Litestar]):
+    def expression(*helpers: dict[str, Any]) -> str:
+        response = client.post("/api/frequencies/preview", json={"helpers": list(helpers)})
+        assert response.status_code == 200, response.text
+        built: str = response.json()["expression"]
+        return built
+
+    assert expression({"name": "hourlyAt", "args": ["*/10"]}) == "*/10 * * * *"
+    assert expression({"name": "dailyAt", "args": ["13:08:10"]}) == "8 13 * * *"
+    assert expression({"name": "weeklyOn", "args": ["1-5", "7:30"]}) == "30 7 * * 1-5"
+    assert expression({"name": "mondays"}, {"name": "yearlyOn", "args": [7, "*", "09:01"]}) == (
+        "1 9 * 7 1"
+    )
+    malformed = client.post(
+        "/api/frequencies/preview", json={"helpers": [{"name": "hourlyAt", "args": ["*/70"]}]}
+    )
+    assert malformed.status_code == 422, malformed.text
+    assert malformed.json()["field"] == "helpers[0].args[0]"
+    assert "helper 'hourlyAt', argument 'minute'" in malformed.json()["message"]
 
 
 @sqlite_only

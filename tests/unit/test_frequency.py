@@ -84,7 +84,7 @@ LARAVEL_OUTPUT = [
     ((("dailyAt", "13:00"),), "0 13 * * *"),
     ((("dailyAt", "9:05"),), "5 9 * * *"),
     ((("dailyAt", "13"),), "0 13 * * *"),  # Laravel reads a bare hour as HH:00
-    ((("dailyAt", "13:00:30"),), "30 0 13 * * *"),
+    ((("dailyAt", "13:00:30"),), "0 13 * * *"),  # Laravel 12 ignores the seconds
     ((("at", "13:00"),), "0 13 * * *"),
     (("twiceDaily",), "0 1,13 * * *"),
     ((("twiceDaily", 8, 20),), "0 8,20 * * *"),
@@ -378,7 +378,7 @@ def test_nth_and_last_weekday_and_day_fields_or() -> None:
             "At 00:00 on day 1 of the month, in January, April, July and October",
         ),
         (chain(("yearlyOn", 6, 1, "17:00")), "At 17:00 on day 1 of the month, in June"),
-        (chain(("dailyAt", "13:00:30")), "At 13:00:30"),
+        (Frequency.from_expression("30 0 13 * * *"), "At 13:00:30"),
         (
             Frequency.from_expression("*/15 9-17 * * 1-5"),
             "Every 15 minutes, from 09:00 through 17:59, Monday through Friday",
@@ -660,24 +660,26 @@ def test_catalogue_lists_every_helper_with_a_worked_example() -> None:
     assert by_name["twiceMonthly"]["parameters"] == [
         {
             "name": "first",
-            "type": "integer",
+            "type": "integer | string (day-of-month cron field, e.g. '1-5')",
             "default": 1,
             "required": False,
             "description": "First day of the month, 1-31.",
         },
         {
             "name": "second",
-            "type": "integer",
+            "type": "integer | string (day-of-month cron field, e.g. '1-5')",
             "default": 16,
             "required": False,
             "description": "Second day of the month, 1-31.",
         },
         {
             "name": "time",
-            "type": "string",
+            "type": "string | integer",
             "default": "0:0",
             "required": False,
-            "description": "Time of day, 'HH:MM' (or 'HH:MM:SS').",
+            "description": (
+                "Time of day, 'HH:MM' ('H' or 'HH:MM:SS' too; seconds are ignored, as in Laravel)."
+            ),
         },
     ]
     assert by_name["dailyAt"]["parameters"][0]["required"] is True
