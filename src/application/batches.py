@@ -26,6 +26,7 @@ from eventsourcing.persistence import IntegrityError
 
 from application.commands import CommandLineError, ParsedCommand
 from application.event_log import ChronicleEvents, LoggedEvent, change
+from application.idempotency import Created
 from application.jobs import DispatchRequest, JobService
 from application.ports import Clock
 from application.views.batches import (
@@ -131,8 +132,31 @@ class BatchService:
                 raise _at_index(exc, index) from None
         return jobs
 
-    def create(self, request: BatchRequest) -> UUID:
-        """Save the batch and all its jobs in one transaction (all or none); return its id."""
+    def create(self, request: BatchRequest, *, idempotency_key: str | None = None) -> UUID:
+        """Save the batch and all its jobs in one transaction (all or none); return its id.
+
+        With `idempotency_key`, the same key sent again with the same request (within the
+        retention window) returns the first batch and creates nothing.
+        """
+        if idempotency_key is not None:
+            return self.create_once(request, idempotency_key=idempotency_key).ids[0]
+        aggregates, ids = self._build(request)
+        self._events.save(*aggregates)
+        return ids[0]
+
+    def create_once(self, request: BatchRequest, *, idempotency_key: str) -> Created:
+        """`create` under an idempotency key; says whether this call created the batch."""
+        return self._jobs.idempotent.create(
+            tenant=request.tenant,
+            key=idempotency_key,
+            kind="batch",
+            request=request,
+            build=lambda: self._build(request),
+        )
+
+    def _build(self, request: BatchRequest) -> tuple[list[Aggregate], list[UUID]]:
+        """The batch and its jobs, to save together; the batch first, so its JobsAdded is in
+        the log before any of its jobs' events."""
         lines = {
             CallbackKind.THEN: request.then,
             CallbackKind.CATCH: request.catch,
@@ -157,9 +181,7 @@ class BatchService:
             batch.id, request.jobs, tenant=request.tenant, by=request.by, now=now
         )
         batch.add_jobs(job_ids=[job.id for job in jobs], by=request.by, at=now)
-        # The batch first: its JobsAdded is in the log before any of its jobs' events.
-        self._events.save(batch, *jobs)
-        return batch.id
+        return [batch, *jobs], [batch.id]
 
     def get(self, batch_id: UUID, *, tenant: str) -> Batch:
         try:

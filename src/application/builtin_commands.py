@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from application.commands import CommandContext, CommandRegistry, Help
+from application.commands import CommandContext, CommandRegistry, Help, Range
 
 
 def echo(
@@ -12,7 +12,7 @@ def echo(
     message: Annotated[str, Help("text to write to the job output")],
     *,
     upper: Annotated[bool, Help("write the message in upper case")] = False,
-    times: Annotated[int, Help("how many times to write it")] = 1,
+    times: Annotated[int, Help("how many times to write it"), Range(1, 1000)] = 1,
 ) -> dict[str, str]:
     """Write a message to the job output."""
     line = message.upper() if upper else message
@@ -24,7 +24,7 @@ def echo(
 def sleep(
     ctx: CommandContext,
     *,
-    seconds: Annotated[float, Help("how long to sleep")] = 1.0,
+    seconds: Annotated[float, Help("how long to sleep"), Range(0, 86400)] = 1.0,
 ) -> dict[str, float]:
     """Sleep cooperatively; cancelling the job interrupts it."""
     ctx.sleep(seconds)
@@ -34,7 +34,7 @@ def sleep(
 def fail(
     ctx: CommandContext,
     *,
-    times: Annotated[int, Help("how many attempts fail before one succeeds")] = 1,
+    times: Annotated[int, Help("how many attempts fail before one succeeds"), Range(0, 100)] = 1,
     message: Annotated[str, Help("message of the raised error")] = "demo failure",
 ) -> dict[str, int]:
     """Fail the first attempts, then succeed (to watch retries)."""

@@ -27,6 +27,7 @@ __all__ = [
     "Help",
     "Option",
     "ParsedCommand",
+    "Range",
     "RegisteredCommand",
     "Signature",
     "command",
@@ -64,6 +65,27 @@ class Help:
     text: str
 
 
+@dataclass(frozen=True)
+class Range:
+    """Bounds of an int or float parameter, both included: `Annotated[int, Range(1, 100)]`;
+    None leaves a side open. A value outside is refused with a message naming the bounds."""
+
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def contains(self, value: float) -> bool:
+        return (self.minimum is None or value >= self.minimum) and (
+            self.maximum is None or value <= self.maximum
+        )
+
+    def describe(self) -> str:
+        if self.minimum is not None and self.maximum is not None:
+            return f"between {_to_text(self.minimum)} and {_to_text(self.maximum)}"
+        if self.minimum is not None:
+            return f"at least {_to_text(self.minimum)}"
+        return f"at most {_to_text(self.maximum)}"
+
+
 @dataclass(frozen=True, kw_only=True)
 class _Parameter(ABC):
     name: str
@@ -71,6 +93,15 @@ class _Parameter(ABC):
     default: Any = None
     help: str = ""
     choices: tuple[str, ...] = ()
+    bounds: Range | None = None
+
+    @property
+    def minimum(self) -> float | None:
+        return self.bounds.minimum if self.bounds else None
+
+    @property
+    def maximum(self) -> float | None:
+        return self.bounds.maximum if self.bounds else None
 
     @property
     @abstractmethod
@@ -105,6 +136,8 @@ class Argument(_Parameter):
             "default": None if self.required else self.default,
             "help": self.help,
             "choices": list(self.choices) or None,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
         }
 
 
@@ -135,6 +168,8 @@ class Option(_Parameter):
             "default": self.default,
             "help": self.help,
             "choices": list(self.choices) or None,
+            "minimum": self.minimum,
+            "maximum": self.maximum,
             "flag": self.flag,
         }
 
@@ -482,102 +517,115 @@ def _infer_signature(name: str, description: str, function: Callable[..., Any]) 
             raise TypeError(f"{where}: parameter {param.name!r} must not start with '_'")
         if param.name not in hints:
             raise TypeError(f"{where}: parameter {param.name!r} needs a type annotation")
-        type_name, help_text, choices = _unpack_annotation(hints[param.name], where, param.name)
+        annotation = _unpack_annotation(hints[param.name], where, param.name)
         if param.kind in positional_kinds:
             arguments.append(
-                _make_argument(
-                    param,
-                    type_name=type_name,
-                    help_text=help_text,
-                    choices=choices,
-                    where=where,
-                    previous=arguments,
-                )
+                _make_argument(param, annotation=annotation, where=where, previous=arguments)
             )
         elif param.kind is inspect.Parameter.KEYWORD_ONLY:
-            options.append(
-                _make_option(
-                    param, type_name=type_name, help_text=help_text, choices=choices, where=where
-                )
-            )
+            options.append(_make_option(param, annotation=annotation, where=where))
         else:
             raise TypeError(f"{where}: *args and **kwargs are not supported ({param.name!r})")
     _check_negations(options, where)
     return Signature(name, description, tuple(arguments), tuple(options))
 
 
-def _unpack_annotation(annotation: Any, where: str, param: str) -> tuple[str, str, tuple[str, ...]]:
+@dataclass(frozen=True)
+class _Annotation:
+    """What a parameter's annotation says: its type, help, choices and bounds."""
+
+    type_name: str
+    help_text: str = ""
+    choices: tuple[str, ...] = ()
+    bounds: Range | None = None
+
+
+def _unpack_annotation(annotation: Any, where: str, param: str) -> _Annotation:
     help_text = ""
+    bounds = None
     base = annotation
     if get_origin(annotation) is Annotated:
         base, *metadata = get_args(annotation)
         help_text = next((m.text for m in metadata if isinstance(m, Help)), "")
+        bounds = next((m for m in metadata if isinstance(m, Range)), None)
     if get_origin(base) is Literal:
         choices = get_args(base)
         if not choices or not all(isinstance(choice, str) for choice in choices):
             raise TypeError(f"{where}: parameter {param!r}: Literal choices must be strings")
-        return "str", help_text, tuple(choices)
-    if isinstance(base, type) and base in _TYPE_NAMES:
-        return _TYPE_NAMES[base], help_text, ()
-    raise TypeError(
-        f"{where}: parameter {param!r} has unsupported type {base!r} "
-        "(use str, int, float, bool or Literal of strings)"
-    )
+        unpacked = _Annotation("str", help_text, tuple(choices), bounds)
+    elif isinstance(base, type) and base in _TYPE_NAMES:
+        unpacked = _Annotation(_TYPE_NAMES[base], help_text, (), bounds)
+    else:
+        raise TypeError(
+            f"{where}: parameter {param!r} has unsupported type {base!r} "
+            "(use str, int, float, bool or Literal of strings)"
+        )
+    if bounds is not None:
+        _check_bounds(bounds, unpacked.type_name, where, param)
+    return unpacked
+
+
+def _check_bounds(bounds: Range, type_name: str, where: str, param: str) -> None:
+    if type_name not in {"int", "float"}:
+        raise TypeError(f"{where}: parameter {param!r}: Range applies to int and float only")
+    ends = [end for end in (bounds.minimum, bounds.maximum) if end is not None]
+    if not ends or not all(math.isfinite(end) for end in ends):
+        raise TypeError(f"{where}: parameter {param!r}: Range needs finite bounds")
+    if len(ends) == 2 and ends[0] > ends[1]:
+        raise TypeError(f"{where}: parameter {param!r}: Range minimum is above its maximum")
 
 
 def _make_argument(
     param: inspect.Parameter,
     *,
-    type_name: str,
-    help_text: str,
-    choices: tuple[str, ...],
+    annotation: _Annotation,
     where: str,
     previous: list[Argument],
 ) -> Argument:
+    type_name = annotation.type_name
     if type_name == "bool":
         raise TypeError(f"{where}: argument {param.name!r}: bool is only allowed for options")
-    if param.default is inspect.Parameter.empty:
-        if any(not arg.required for arg in previous):
-            raise TypeError(
-                f"{where}: required argument {param.name!r} follows an argument with a default"
-            )
-        return Argument(name=param.name, type=type_name, help=help_text, choices=choices)
-    default = _check_default(param.name, type_name, choices, param.default, where)
+    required = param.default is inspect.Parameter.empty
+    if required and any(not arg.required for arg in previous):
+        raise TypeError(
+            f"{where}: required argument {param.name!r} follows an argument with a default"
+        )
     return Argument(
         name=param.name,
         type=type_name,
-        default=default,
-        help=help_text,
-        choices=choices,
-        required=False,
+        default=None if required else _check_default(param.name, annotation, param.default, where),
+        help=annotation.help_text,
+        choices=annotation.choices,
+        bounds=annotation.bounds,
+        required=required,
     )
 
 
-def _make_option(
-    param: inspect.Parameter,
-    *,
-    type_name: str,
-    help_text: str,
-    choices: tuple[str, ...],
-    where: str,
-) -> Option:
+def _make_option(param: inspect.Parameter, *, annotation: _Annotation, where: str) -> Option:
     if param.default is inspect.Parameter.empty:
         raise TypeError(f"{where}: option {param.name!r} (keyword-only) needs a default")
-    default = _check_default(param.name, type_name, choices, param.default, where)
-    return Option(name=param.name, type=type_name, default=default, help=help_text, choices=choices)
+    return Option(
+        name=param.name,
+        type=annotation.type_name,
+        default=_check_default(param.name, annotation, param.default, where),
+        help=annotation.help_text,
+        choices=annotation.choices,
+        bounds=annotation.bounds,
+    )
 
 
-def _check_default(
-    name: str, type_name: str, choices: tuple[str, ...], default: Any, where: str
-) -> Any:
+def _check_default(name: str, annotation: _Annotation, default: Any, where: str) -> Any:
+    type_name = annotation.type_name
     if type_name == "float" and type(default) is int:
         default = float(default)
     if _TYPE_NAMES.get(type(default)) != type_name:
         raise TypeError(f"{where}: default {default!r} of {name!r} is not {_TYPE_WORDS[type_name]}")
     if isinstance(default, float) and not math.isfinite(default):
         raise TypeError(f"{where}: default {default!r} of {name!r} is not a finite number")
-    if choices and default not in choices:
+    if annotation.choices and default not in annotation.choices:
         raise TypeError(f"{where}: default {default!r} of {name!r} is not one of its choices")
+    if annotation.bounds and not annotation.bounds.contains(default):
+        raise TypeError(f"{where}: default {default!r} of {name!r} is outside its Range")
     return default
 
 
@@ -758,7 +806,7 @@ def _from_text(param: _Parameter, text: str, sig: Signature) -> Any:
         if word not in _TRUE_WORDS | _FALSE_WORDS:
             raise _type_error(param, text, sig)
         value = word in _TRUE_WORDS
-    return _check_choice(param, value, sig)
+    return _check_allowed(param, value, sig)
 
 
 def _from_json(param: _Parameter, value: Any, sig: Signature) -> Any:
@@ -768,18 +816,24 @@ def _from_json(param: _Parameter, value: Any, sig: Signature) -> Any:
     if param.type == "bool" and isinstance(value, bool):
         return value
     if param.type == "int" and is_number and isinstance(value, int) and _int_in_range(value):
-        return _check_choice(param, value, sig)
+        return _check_allowed(param, value, sig)
     if param.type == "float" and is_number:
         try:
             number = float(value)
         except OverflowError:
             raise _type_error(param, value, sig) from None
         if math.isfinite(number):
-            return _check_choice(param, number, sig)
+            return _check_allowed(param, number, sig)
     raise _type_error(param, value, sig)
 
 
-def _check_choice(param: _Parameter, value: Any, sig: Signature) -> Any:
+def _check_allowed(param: _Parameter, value: Any, sig: Signature) -> Any:
+    if param.bounds and not param.bounds.contains(value):
+        raise CommandLineError(
+            f"{param.label} of {sig.name} must be {param.bounds.describe()}, "
+            f"got {_describe(value)}",
+            field=param.field_path,
+        )
     if param.choices and value not in param.choices:
         allowed = ", ".join(repr(choice) for choice in param.choices)
         raise CommandLineError(

@@ -8,6 +8,8 @@ import re
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
+from application.exporters import FORMULA_MARK, remove_formula_mark
+
 __all__ = ["CHUNK_BYTES", "CsvFile", "CsvFileError", "ParsedRow", "read_rows", "split_values"]
 
 CHUNK_BYTES = 64 * 1024
@@ -209,9 +211,21 @@ def split_values(raw: str, delimiter: str) -> list[str] | None:
     correct them column by column.
     """
     try:
-        return _split(raw, delimiter)
+        return _unmarked(_split(raw, delimiter), raw)
     except csv.Error:
         return None
+
+
+def _unmarked(values: list[str], text: str) -> list[str]:
+    """`values` without the `'` that formula neutralisation puts before `=`, `+`, `-`, `@`…
+
+    Every CSV Chronicle reads passes here, so a failed-rows or export file fixed in a
+    spreadsheet and imported again gives back the values as typed (`-Minus Sign`, not
+    `'-Minus Sign`). The test on the row's text keeps rows without an apostrophe free.
+    """
+    if FORMULA_MARK not in text:
+        return values
+    return [remove_formula_mark(value) for value in values]
 
 
 def _detect_delimiter(header_text: str) -> str:
@@ -273,7 +287,7 @@ class CsvFile:
                         f"({len(value)})"
                     )
                     return ParsedRow(record.number, None, raw, error)
-        return ParsedRow(record.number, values, raw, None)
+        return ParsedRow(record.number, _unmarked(values, record.text), raw, None)
 
 
 def read_rows(
@@ -303,7 +317,7 @@ def read_rows(
         raise CsvFileError(f"the header is not valid {encoding}: {bad}")
     chosen = delimiter or _detect_delimiter(first.text)
     try:
-        header = [name.strip() for name in _split(first.text, chosen)]
+        header = [remove_formula_mark(name.strip()) for name in _split(first.text, chosen)]
     except csv.Error as exc:
         raise CsvFileError(f"cannot read the header (line {first.number}): {exc}") from None
     _check_header(header)

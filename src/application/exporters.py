@@ -15,6 +15,7 @@ from domain.shared import DEFAULT_TENANT, ValidationError, require_utc
 __all__ = [
     "EXPORTER_NAME_PATTERN",
     "FILTER_TYPES",
+    "FORMULA_MARK",
     "FORMULA_PREFIXES",
     "ExportColumn",
     "ExportFilter",
@@ -25,6 +26,7 @@ __all__ = [
     "default_exporters",
     "filters_to_json",
     "neutralise",
+    "remove_formula_mark",
 ]
 
 EXPORTER_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -37,6 +39,9 @@ ExportRow = Mapping[str, object]
 #: (OWASP "CSV Injection"): `=`, `+`, `-`, `@` start formulas, and a leading tab or carriage return
 #: is stripped by some importers, which would expose the character behind it.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+#: What `neutralise` puts before such text.
+FORMULA_MARK = "'"
+_MARKED = frozenset(FORMULA_PREFIXES)
 
 
 def neutralise(value: str) -> str:
@@ -45,7 +50,20 @@ def neutralise(value: str) -> str:
     # shows the rest verbatim. Only text passes through here; numbers are written as numbers by
     # the writers, so a negative number never gains an apostrophe.
     if value.startswith(FORMULA_PREFIXES):
-        return "'" + value
+        return FORMULA_MARK + value
+    return value
+
+
+def remove_formula_mark(value: str) -> str:
+    """Undo `neutralise`: text read from a CSV without the `'` that marks a formula as text.
+
+    Only a `'` followed by one of `FORMULA_PREFIXES` is the mark (`neutralise` never adds one
+    elsewhere), so `'Tis` or `''=x` are data and stay as they are. A value that really starts
+    with `'=` therefore cannot travel through a CSV; that is the price of a round trip that gives
+    back `-Minus Sign` rather than `'-Minus Sign`.
+    """
+    if value[:1] == FORMULA_MARK and value[1:2] in _MARKED:
+        return value[1:]
     return value
 
 

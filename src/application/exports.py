@@ -9,7 +9,6 @@ duplicated or retried message never writes a file twice.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -31,6 +30,7 @@ from application.exporters import (
     filters_to_json,
 )
 from application.jobs import DispatchRequest, JobService
+from application.periodic import PeriodicTask
 from application.ports import Clock, JobTimedOutError
 from application.views.exports import ExportsQueries
 from domain.export import Export, ExportFormat, ExportStatus, export_job_id, parse_format
@@ -392,39 +392,9 @@ class ExportService:
             self._files.remove(export.file_name)
         return 1
 
-    def sweeper(self, interval: float = 60.0) -> ExportRetention:
+    def sweeper(self, interval: float = 60.0) -> PeriodicTask:
         """A thread running `expire` every `interval` seconds, until stopped."""
-        return ExportRetention(self, interval)
-
-
-class ExportRetention:
-    """Runs the retention sweep of export files on a thread: now, then every `interval` s."""
-
-    def __init__(self, service: ExportService, interval: float = 60.0) -> None:
-        self._service = service
-        self._interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name="chronicle-export-retention", daemon=True
-        )
-
-    def start(self) -> ExportRetention:
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._service.expire()
-            except Exception:
-                log.warning("export retention sweep failed", exc_info=True)
-            if self._stop.wait(self._interval):
-                break
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout)
+        return PeriodicTask("export-retention", self.expire, interval)
 
 
 def register_export_command(registry: CommandRegistry, service: ExportService) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import difflib
+import functools
 import heapq
 import itertools
+import zoneinfo
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -37,24 +40,54 @@ class Tick:
     dst: str | None = None  # None, "shifted_after_gap", "first_occurrence", "second_occurrence"
 
 
+#: Names in the zone database that are no place: the host's own zone (`localtime`), the
+#: template of POSIX rules and tzdata's `Factory` placeholder (abbreviated "-00").
+_NOT_PLACES = frozenset({"localtime", "posixrules", "Factory"})
+#: No IANA name is longer; longer input gets no suggestion (difflib is quadratic).
+_MAX_NAME = 64
+
+
+@functools.cache
+def timezone_names() -> frozenset[str]:
+    """The IANA timezone names a schedule may use: the zone database's, less those no place."""
+    return frozenset(zoneinfo.available_timezones() - _NOT_PLACES)
+
+
+def _timezone_hint(name: str) -> str:
+    """A suggestion for a near miss ('europe/rome', 'Europe/Rom'), else an example."""
+    names = timezone_names()
+    match = None
+    if len(name) <= _MAX_NAME:
+        by_case = {known.casefold(): known for known in names}
+        match = by_case.get(name.casefold().replace(" ", "_"))
+        if match is None:
+            close = difflib.get_close_matches(name, sorted(names), n=1, cutoff=0.75)
+            match = close[0] if close else None
+    return f" (did you mean {match!r}?)" if match else "; use an IANA name such as 'Europe/Rome'"
+
+
 def validate_timezone(name: object) -> str:
-    """Return `name` if it is a known IANA timezone, else raise FrequencyError naming it."""
+    """Return `name` if it is an IANA timezone name, else raise FrequencyError naming it."""
     if not isinstance(name, str) or not name.strip():
         raise FrequencyError(
             "timezone must be an IANA name such as 'Europe/Rome'", field="timezone"
         )
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # ValueError: keys such as '../x'
+    if name not in timezone_names():
         raise FrequencyError(
-            f"unknown timezone {name!r}; use an IANA name such as 'Europe/Rome'",
+            f"unknown timezone {name[:100]!r}{_timezone_hint(name)}",
             field="timezone",
-        ) from None
+        )
     return name
 
 
 def _zone(name: str) -> ZoneInfo:
-    return ZoneInfo(validate_timezone(name))
+    """The zone of a stored schedule (checked by `validate_timezone` when it was given)."""
+    # Not checked again here: schedules saved while a looser check let names such as
+    # 'localtime' in keep their ticks.
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # ValueError: keys such as '../x'
+        raise FrequencyError(f"unknown timezone {name[:100]!r}", field="timezone") from None
 
 
 # --------------------------------------------------------------------------- ticks
@@ -217,7 +250,7 @@ def preview(
     """The next `count` ticks (skipped ones included) as JSON: local with offset, and UTC."""
     if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_PREVIEW:
         raise ValidationError(f"count must be a whole number 1-{MAX_PREVIEW}", field="count")
-    zone = _zone(timezone)
+    zone = ZoneInfo(validate_timezone(timezone))
     cron.validate(frequency.expression)
     runs = [
         {

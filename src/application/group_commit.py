@@ -29,7 +29,7 @@ class _Pending:
 
 
 class GroupCommitter:
-    """`save(*aggregates)` that blocks until committed, batching concurrent callers."""
+    """`save(*events)` that blocks until committed, batching concurrent callers."""
 
     def __init__(self, events: ChronicleEvents, *, max_batch: int = 200) -> None:
         self._events = events
@@ -38,9 +38,10 @@ class GroupCommitter:
         self._queue: deque[_Pending] = deque()
         self._leading = False
 
-    def save(self, *aggregates: Any) -> None:
-        # Collected here, so a failed shared save can be retried with the same events.
-        pending = _Pending([e for agg in aggregates for e in agg.collect_events()])
+    def save(self, *events: Any) -> None:
+        """Save events collected from aggregates (`aggregate.collect_events()`): the caller
+        keeps them, so a save that failed can be tried again with the same events."""
+        pending = _Pending(list(events))
         with self._lock:
             self._queue.append(pending)
             lead = not self._leading

@@ -479,8 +479,9 @@ class ImportService:
                 "retried"
             )
         fixes = {int(number): dict(values) for number, values in (corrections or {}).items()}
-        wanted = sorted(set(rows) | set(fixes)) if rows is not None else sorted(current.failing)
-        self._check_rows(current, wanted, fixes)
+        named = sorted(set(rows or ()) | set(fixes))
+        self._check_rows(current, named, fixes)
+        wanted = named if rows is not None else sorted(current.failing)
         importer = self.importers.get(current.importer)
         validator = RowValidator(importer, current.header, current.mapping)
         outcome = RetryOutcome(passed=[], still_failing=[])
@@ -535,15 +536,23 @@ class ImportService:
         return change(self._events, lambda: self.get(import_id), decide, f"import {import_id}")
 
     @staticmethod
-    def _check_rows(current: Import, wanted: Sequence[int], fixes: Mapping[int, Any]) -> None:
+    def _check_rows(current: Import, named: Sequence[int], fixes: Mapping[int, Any]) -> None:
+        """Every row named (to retry or to correct) must be failing now, or nothing runs."""
         if not current.failing:
             raise InvalidTransitionError(f"import {current.id} has no failed rows to retry")
-        not_failing = [number for number in wanted if number not in current.failing]
+        not_failing = [number for number in named if number not in current.failing]
         if not_failing:
             shown = ", ".join(str(number) for number in not_failing[:10])
             more = f" and {len(not_failing) - 10} more" if len(not_failing) > 10 else ""
+            which = (
+                f"row {shown} is not a failed row"
+                if len(not_failing) == 1
+                else f"rows {shown}{more} are not failed rows"
+            )
             raise ValidationError(
-                f"rows {shown}{more} are not failing rows of import {current.id}", field="rows"
+                f"{which} of import {current.id} (no such row, or it passed an earlier retry): "
+                "nothing was retried",
+                field="rows" if set(not_failing) - set(fixes) else "corrections",
             )
         known = set(current.header)
         for number, values in fixes.items():

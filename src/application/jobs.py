@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,14 +15,18 @@ from eventsourcing.persistence import IntegrityError
 
 from application.commands import CommandRegistry, ParsedCommand
 from application.event_log import ChronicleEvents, change
+from application.idempotency import DEFAULT_RETENTION, Created, IdempotentCreation
 from application.ports import Clock
 from application.views.jobs import FailedJobFilter, FailedJobIds, JobComment
 from domain.job import Job, JobStatus
-from domain.shared import DEFAULT_TENANT, NotFoundError, ValidationError
+from domain.shared import DEFAULT_TENANT, NotFoundError, ValidationError, require_utc
 
 T = TypeVar("T")
 
 MAX_DELAY = timedelta(days=365)
+#: How far in the past `not_before` may lie: a moment already past means "now", and a little
+#: leeway covers clocks that differ; a moment further back is a mistake, not a wish.
+MAX_PAST = timedelta(days=1)
 MAX_RETRY_PAGE = 5_000
 
 
@@ -65,8 +70,10 @@ class JobService:
         *,
         default_backoff_seconds: float = 1.0,
         failed_jobs: FailedJobIds | None = None,
+        idempotency_retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
         self._events = events
+        self.idempotent = IdempotentCreation(events, clock, retention=idempotency_retention)
         self._registry = registry
         self._clock = clock
         self._default_backoff = default_backoff_seconds
@@ -95,6 +102,14 @@ class JobService:
                 field="delay_seconds",
             )
         not_before = request.not_before
+        if not_before is not None:
+            not_before = require_utc(not_before, "not_before")
+            if not now - MAX_PAST <= not_before <= now + MAX_DELAY:
+                raise ValidationError(
+                    "not_before is out of range: at most 365 days from now (as delay_seconds) "
+                    "and at most 1 day in the past",
+                    field="not_before",
+                )
         if request.delay_seconds:
             if not_before is not None:
                 raise ValidationError(
@@ -127,13 +142,42 @@ class JobService:
         """Record one job as dispatched; it runs once the relay has sent its message."""
         return self.dispatch_many([request])[0]
 
-    def dispatch_many(self, requests: Sequence[DispatchRequest]) -> list[UUID]:
-        """Validate every request first, then save all jobs in one transaction (all or none)."""
+    def dispatch_many(
+        self, requests: Sequence[DispatchRequest], *, idempotency_key: str | None = None
+    ) -> list[UUID]:
+        """Validate every request first, then save all jobs in one transaction (all or none).
+
+        With `idempotency_key`, the same key sent again with the same requests (within the
+        retention window) returns the first jobs' ids and dispatches nothing.
+        """
+        if idempotency_key is not None:
+            return self.dispatch_once(requests, idempotency_key=idempotency_key).ids
         now = self._clock.now()
         jobs = [self.build(request, now) for request in requests]
         if jobs:
             self._events.save(*jobs)
         return [job.id for job in jobs]
+
+    def dispatch_once(
+        self, requests: Sequence[DispatchRequest], *, idempotency_key: str
+    ) -> Created:
+        """`dispatch_many` under an idempotency key; says whether this call dispatched."""
+        tenants = {request.tenant for request in requests} or {DEFAULT_TENANT}
+        if len(tenants) > 1:
+            raise ValidationError("one idempotency key covers the jobs of one tenant")
+
+        def build() -> tuple[list[Job], list[UUID]]:
+            now = self._clock.now()
+            jobs = [self.build(request, now) for request in requests]
+            return jobs, [job.id for job in jobs]
+
+        return self.idempotent.create(
+            tenant=tenants.pop(),
+            key=idempotency_key,
+            kind="jobs",
+            request=[dataclasses.replace(r, job_id=None) for r in requests],
+            build=build,
+        )
 
     def get(self, job_id: UUID, *, tenant: str) -> Job:
         try:

@@ -3,9 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 from uuid import UUID
+
+
+class StoreUnavailableError(Exception):
+    """The database behind a read model cannot be reached right now (refused or lost
+    connection, no connection free in the pool). Retrying later may succeed."""
+
+
+class HandBackError(Exception):
+    """A worker could not process a message now (the database is unreachable): the message
+    must go back to the broker, due again after `delay_seconds`, and never be dropped."""
+
+    def __init__(self, message: str, *, delay_seconds: float) -> None:
+        super().__init__(message)
+        self.delay_seconds = delay_seconds
 
 
 class Clock(Protocol):
@@ -36,13 +51,42 @@ class JobQueue(Protocol):
         """Raise if the broker cannot be reached."""
         ...
 
+    def ready_messages(self, queue: str) -> int | None:
+        """Messages waiting in `queue` for a worker to take them (not delayed, not taken);
+        None when the broker cannot tell."""
+        ...
+
+
+@dataclass(frozen=True)
+class WorkerBeat:
+    """A worker process's last sign of life: the jobs it was running then, and the log
+    position up to which it acts on queue pauses."""
+
+    worker_id: str
+    last_seen: datetime
+    running: frozenset[UUID]
+    pauses_seen: int = 0
+
 
 class WorkerHeartbeats(Protocol):
-    """Liveness of worker processes: each beats every few seconds while it runs."""
+    """Liveness of worker processes: each beats every few seconds while it runs, naming the
+    jobs it is running, so a job whose attempt no live worker runs can be told apart."""
 
-    def beat(self, worker_id: str, at: datetime) -> None: ...
+    def beat(
+        self,
+        worker_id: str,
+        at: datetime,
+        running: frozenset[UUID] = frozenset(),
+        pauses_seen: int = 0,
+    ) -> None: ...
 
     def last_seen(self, worker_id: str) -> datetime | None: ...
+
+    def latest(self, worker_id: str) -> WorkerBeat | None: ...
+
+    def live(self, since: datetime) -> list[WorkerBeat]:
+        """The workers that beat at or after `since`."""
+        ...
 
 
 class TimeLimiter(Protocol):

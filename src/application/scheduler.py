@@ -8,6 +8,10 @@ Exactly once without a lock: a tick's id is derived from (schedule, due time), a
 id of the job it starts. A tick and its job are saved in one transaction; when several
 schedulers race for the same tick, the event store accepts the first and rejects the others
 (IntegrityError), which then learn what the winner did and move on.
+
+Late, not missed: a tick is recorded as missed only when no scheduler was running at its due
+time (see `application.scheduler_presence`). A tick this scheduler could not save (the
+database is down) goes back on the heap and fires late once it can.
 """
 
 from __future__ import annotations
@@ -18,11 +22,11 @@ import json
 import sys
 import threading
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError
@@ -32,6 +36,7 @@ from application.event_log import ChronicleEvents, EventLog, LoggedEvent, topic
 from application.frequencies import Tick, next_tick
 from application.jobs import DispatchRequest, JobService
 from application.ports import Clock, CronCalculator
+from application.scheduler_presence import Coverage, SchedulerPresence
 from application.views.schedules import ScheduleRow, SchedulesQueries
 from domain.frequency import Frequency
 from domain.job import Job, JobStatus
@@ -130,11 +135,17 @@ class Scheduler:
         cron: CronCalculator,
         clock: Clock,
         *,
+        presence: SchedulerPresence | None = None,
+        started_at: datetime | None = None,
         missed_after: timedelta = timedelta(seconds=5),
-        missed_while_running: timedelta = timedelta(minutes=1),
+        presence_grace: timedelta = timedelta(seconds=5),
+        presence_interval: float = 1.0,
+        presence_retention: timedelta = timedelta(days=3),
         missed_limit: int = 100,
         name: str = "scheduler",
     ) -> None:
+        """`started_at` is when this scheduler's process started (taken as early as the
+        process can: ticks due while it loads are late, not missed); default: now."""
         self._events = events
         self._jobs = jobs
         self._schedules = schedules
@@ -142,8 +153,14 @@ class Scheduler:
         self._cron = cron
         self._clock = clock
         self._missed_after = missed_after
-        self._missed_while_running = missed_while_running
-        self._loaded_at = clock.now()
+        self._presence = presence
+        self._started_at = started_at or clock.now()
+        self._presence_grace = presence_grace
+        self._presence_interval = presence_interval
+        self._presence_retention = presence_retention
+        self._pruned_at: datetime | None = None
+        self._coverage: Coverage | None = None
+        self.run_id = uuid4()
         # Schedules share few distinct frequencies: one Frequency object per distinct one.
         self._frequencies: dict[str, Frequency] = {}
         self._missed_limit = max(2, missed_limit)
@@ -158,7 +175,7 @@ class Scheduler:
 
     def load(self) -> None:
         """Read every active schedule from the read model; follow the log from its position."""
-        self._loaded_at = self._clock.now()
+        self._coverage = None
         self._entries.clear()
         self._heap.clear()
         position, rows = self._schedules.active_schedules()
@@ -175,14 +192,27 @@ class Scheduler:
         return frequency
 
     def _missed(self, tick: Tick, now: datetime) -> bool:
-        """Ticks due well before this scheduler started fell due while none ran; once running,
-        only a long stall (a database outage, say) makes ticks count as missed rather than late."""
-        late = now - tick.due_at
-        if late <= self._missed_after:
+        """A tick is missed only if no scheduler was running at its due time; any other tick
+        this scheduler is late for (it was loading, starved of CPU, waiting on the database,
+        or another scheduler was) fires late."""
+        if now - tick.due_at <= self._missed_after:
             return False
-        return (
-            tick.due_at < self._loaded_at - self._missed_after or late > self._missed_while_running
-        )
+        return not self._running_at(tick.due_at)
+
+    def _running_at(self, at: datetime) -> bool:
+        """Whether some scheduler was running at `at`: this one since its process started,
+        or another as its presence records tell (read once per step, and only for ticks due
+        before this process started)."""
+        if at >= self._started_at - self._presence_grace:
+            return True
+        if self._coverage is None:
+            spans = (
+                self._presence.spans(self._clock.now() - self._presence_retention)
+                if self._presence is not None
+                else []
+            )
+            self._coverage = Coverage(spans, grace=self._presence_grace)
+        return self._coverage.covers(at)
 
     def _add_row(self, row: ScheduleRow) -> None:
         entry = _Entry(
@@ -237,6 +267,7 @@ class Scheduler:
 
     def follow(self) -> None:
         """Apply schedule changes (and ticks triggered elsewhere) recorded since last time."""
+        self._coverage = None
         head = self._log.head()
         while self._position < head:
             batch = self._log.read(self._position, limit=500, upto=head, topics=FOLLOWED)
@@ -387,33 +418,58 @@ class Scheduler:
         """
         handled = 0
         pending: list[_Decision] = []
-        while True:
-            due = self.next_due()
-            now = self._clock.now()
-            if due is None or due > now:
-                break
-            _, _, schedule_id, _ = heapq.heappop(self._heap)
-            entry = self._entries[schedule_id]
-            assert entry.next is not None  # noqa: S101 - planned before it was pushed
-            tick = entry.next
-            with structlog.contextvars.bound_contextvars(
-                schedule_id=str(entry.schedule_id), schedule=entry.name
-            ):
-                if self._missed(tick, now):
-                    self._flush(pending)
-                    last = self._handle_missed(entry, tick, now)
-                else:
-                    if entry.without_overlapping and any(d.entry is entry for d in pending):
-                        # Its previous tick is not saved yet: the overlap check needs it.
+        self._coverage = None
+        current: tuple[_Entry, Tick] | None = None
+        try:
+            while True:
+                due = self.next_due()
+                now = self._clock.now()
+                if due is None or due > now:
+                    break
+                _, _, schedule_id, _ = heapq.heappop(self._heap)
+                entry = self._entries[schedule_id]
+                assert entry.next is not None  # noqa: S101 - planned before it was pushed
+                tick = entry.next
+                current = (entry, tick)
+                with structlog.contextvars.bound_contextvars(
+                    schedule_id=str(entry.schedule_id), schedule=entry.name
+                ):
+                    if self._missed(tick, now):
                         self._flush(pending)
-                    pending.append(self._decide(entry, tick, now))
-                    last = tick
-            self._plan(entry, last)
-            handled += 1
-            if len(pending) >= self.batch_size:
-                self._flush(pending)
-        self._flush(pending)
+                        last = self._handle_missed(entry, tick, now)
+                    else:
+                        if entry.without_overlapping and any(d.entry is entry for d in pending):
+                            # Its previous tick is not saved yet: the overlap check needs it.
+                            self._flush(pending)
+                        pending.append(self._decide(entry, tick, now))
+                        last = tick
+                self._plan(entry, last)
+                current = None
+                handled += 1
+                if len(pending) >= self.batch_size:
+                    self._flush(pending)
+            self._flush(pending)
+        except BaseException:
+            # Popped from the heap but not recorded: due again, so the next step retries
+            # them (late) instead of losing them.
+            self._put_back([*((d.entry, d.tick) for d in pending), *filter(None, [current])])
+            raise
         return handled
+
+    def _put_back(self, ticks: Iterable[tuple[_Entry, Tick]]) -> None:
+        """Make each entry's first tick in `ticks` (in due order) its next tick again."""
+        restored: set[UUID] = set()
+        for entry, tick in ticks:
+            if entry.schedule_id in restored or self._entries.get(entry.schedule_id) is not entry:
+                continue
+            restored.add(entry.schedule_id)
+            entry.next = tick
+            entry.generation += 1
+            heapq.heappush(
+                self._heap, (tick.due_at, next(self._counter), entry.schedule_id, entry.generation)
+            )
+        if restored:
+            log.warning("ticks not recorded, they will be retried", schedules=len(restored))
 
     batch_size = 500
 
@@ -468,24 +524,40 @@ class Scheduler:
         return _Decision(entry, tick, _pending([skipped]), None)
 
     def _flush(self, pending: list[_Decision]) -> None:
-        """Save the decided ticks, together when possible; losers of a race learn the winner."""
+        """Save the decided ticks, together when possible; losers of a race learn the winner.
+
+        When saving fails otherwise (the database is down), the decisions not saved go back
+        into `pending`, first, for the caller to put their ticks back; then it raises.
+        """
         if not pending:
             return
-        decisions = list(pending)
+        remaining = deque(pending)
         pending.clear()
+        saved: list[_Decision] = []
         try:
-            self._events.save(*[e for d in decisions for e in d.events])
-            saved = decisions
-        except IntegrityError:
-            saved = []
-            for decision in decisions:
-                try:
-                    self._events.save(*decision.events)
-                except IntegrityError:
-                    self.stats.lost_races += 1
-                    self._learn(decision.entry, decision.tick)
-                    continue
-                saved.append(decision)
+            try:
+                self._events.save(*[e for d in remaining for e in d.events])
+            except IntegrityError:
+                while remaining:
+                    decision = remaining[0]
+                    try:
+                        self._events.save(*decision.events)
+                    except IntegrityError:
+                        self.stats.lost_races += 1
+                        self._learn(decision.entry, decision.tick)
+                    else:
+                        saved.append(decision)
+                    remaining.popleft()
+            else:
+                saved.extend(remaining)
+                remaining.clear()
+        except BaseException:
+            pending[:0] = remaining
+            raise
+        finally:
+            self._saved(saved)
+
+    def _saved(self, saved: list[_Decision]) -> None:
         finished = self._clock.now()
         for decision in saved:
             if decision.job_id is None:
@@ -554,7 +626,12 @@ class Scheduler:
         last: Tick = first
         before_last: Tick | None = None
         for tick in itertools.chain([first], self._ticks(entry, first)):
-            if tick.due_at > horizon or count >= MAX_SCAN:
+            # The missed ticks end where some scheduler was running again: those are late.
+            if (
+                tick.due_at > horizon
+                or count >= MAX_SCAN
+                or (count > 0 and self._running_at(tick.due_at))
+            ):
                 break
             count += 1
             before_last, last = (last if count > 1 else None), tick
@@ -605,19 +682,50 @@ class Scheduler:
 
     # -- loop -------------------------------------------------------------------------------
 
-    def run(self, stop: threading.Event, *, max_sleep: float = 1.0) -> None:
-        """Load, then fire due ticks and follow changes until `stop` is set."""
-        failures = 0
-        while not stop.is_set():
+    def beat(self) -> None:
+        """Record that this scheduler is running now (and, hourly, forget old records)."""
+        if self._presence is None:
+            return
+        now = self._clock.now()
+        self._presence.beat(self.run_id, self._name, self._started_at, now)
+        if self._pruned_at is None or now - self._pruned_at >= timedelta(hours=1):
+            self._presence.prune(now - self._presence_retention)
+            self._pruned_at = now
+
+    def _beat_until(self, done: threading.Event) -> None:
+        # On a thread of its own: a loop stuck on a slow commit still shows as running.
+        while True:
             try:
-                self.load()
-                break
+                self.beat()
             except Exception:
-                failures += 1
-                delay = min(30.0, 0.5 * 2**failures)
-                log.exception("scheduler could not load the schedules, retrying", delay=delay)
-                stop.wait(delay)
-        self.run_loaded(stop, max_sleep=max_sleep)
+                log.warning("scheduler presence not recorded", exc_info=True)
+            if done.is_set():
+                return
+            done.wait(self._presence_interval)
+
+    def run(self, stop: threading.Event, *, max_sleep: float = 1.0) -> None:
+        """Record this scheduler's presence (until it stops), load, then fire due ticks and
+        follow changes until `stop` is set."""
+        done = threading.Event()
+        beating = threading.Thread(
+            target=self._beat_until, args=(done,), name="chronicle-scheduler-presence", daemon=True
+        )
+        beating.start()
+        try:
+            failures = 0
+            while not stop.is_set():
+                try:
+                    self.load()
+                    break
+                except Exception:
+                    failures += 1
+                    delay = min(30.0, 0.5 * 2**failures)
+                    log.exception("scheduler could not load the schedules, retrying", delay=delay)
+                    stop.wait(delay)
+            self.run_loaded(stop, max_sleep=max_sleep)
+        finally:
+            done.set()  # the thread records a last beat: the time this scheduler stopped
+            beating.join(5)
 
     def run_loaded(self, stop: threading.Event, *, max_sleep: float = 1.0) -> None:
         """The loop of `run`, for a scheduler already loaded."""

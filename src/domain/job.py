@@ -16,6 +16,9 @@ QUEUES = ("high", "default", "low")
 MAX_OUTPUT_CHARS = 64_000
 MAX_TRACEBACK_CHARS = 32_000
 MAX_COMMENT_CHARS = 10_000
+#: A job whose worker was lost this many times is dead-lettered: it may be what kills its
+#: workers (a segfault, the OOM killer), and retrying it for ever would take them all down.
+MAX_LOST_ATTEMPTS = 3
 
 
 class JobStatus(StrEnum):
@@ -56,6 +59,9 @@ def validate_queue(queue: str) -> str:
 
 
 def _clip(text: str, limit: int) -> str:
+    # A NUL character cannot be stored in a text column (PostgreSQL refuses it): a command
+    # that prints one must not stop the read models.
+    text = text.replace("\x00", "\ufffd")
     if len(text) <= limit:
         return text
     return text[: limit - 40] + f"\n… [{len(text) - limit + 40} characters cut]"
@@ -100,6 +106,14 @@ class Job(Aggregate):
         output: str
         duration_ms: float
         timed_out: bool
+        at: datetime
+
+    class AttemptNotCounted(Aggregate.Event):
+        """The attempt just failed was not the job's failure (its worker was lost): it does
+        not use up one of the job's attempts."""
+
+        attempt: int
+        reason: str
         at: datetime
 
     class RetryScheduled(Aggregate.Event):
@@ -192,6 +206,7 @@ class Job(Aggregate):
         self.worker_id: str | None = None
         self.started_at: datetime | None = None
         self.cancellation_requested = False
+        self.lost_attempts = 0
         self._cancel_by = ""
         self._cancel_reason = ""
         self.forgotten = False
@@ -315,6 +330,44 @@ class Job(Aggregate):
                 at=at,
             )
 
+    def lose_attempt(self, *, detail: str, at: datetime) -> None:
+        """The worker running this attempt is gone: record the attempt as failed with
+        `WorkerLost`, without counting it, and run the job again at once; a job lost
+        `MAX_LOST_ATTEMPTS` times is dead-lettered instead."""
+        self._require_running("be lost")
+        at = require_utc(at, "at")
+        duration_ms = (at - self.started_at).total_seconds() * 1000 if self.started_at else 0.0
+        self._attempt_failed(
+            attempt=self.attempts,
+            error_type="WorkerLost",
+            message=_clip(detail, MAX_TRACEBACK_CHARS),
+            traceback="",
+            output="",
+            duration_ms=max(0.0, duration_ms),
+            timed_out=False,
+            at=at,
+        )
+        if self.cancellation_requested:
+            self._cancelled(by=self._cancel_by, reason=self._cancel_reason, at=at)
+        elif self.lost_attempts + 1 >= MAX_LOST_ATTEMPTS:
+            self._dead_lettered(
+                attempts=self.attempts,
+                reason=(
+                    f"WorkerLost: its worker was lost {self.lost_attempts + 1} times while"
+                    " running it (it may be what stops its workers)"
+                ),
+                at=at,
+            )
+        else:
+            self._attempt_not_counted(attempt=self.attempts, reason="worker lost", at=at)
+            self._retry_scheduled(
+                queue=self.queue,
+                next_attempt=self.attempts + 1,
+                retry_at=at,
+                delay_seconds=0.0,
+                at=at,
+            )
+
     def cancel(self, *, by: str, reason: str, at: datetime) -> None:
         """A waiting job is cancelled at once; a running one is asked to stop."""
         at = require_utc(at, "at")
@@ -403,6 +456,11 @@ class Job(Aggregate):
         at: datetime,
     ) -> None:
         self.last_error = f"{error_type}: {message}"
+
+    @event(AttemptNotCounted)
+    def _attempt_not_counted(self, attempt: int, reason: str, at: datetime) -> None:
+        self.attempt_limit += 1
+        self.lost_attempts += 1
 
     @event(RetryScheduled)
     def _retry_scheduled(

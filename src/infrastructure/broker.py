@@ -74,10 +74,13 @@ from dramatiq.broker import Broker, Consumer, MessageProxy
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.brokers.stub import StubBroker
-from dramatiq.common import dq_name, q_name
+from dramatiq.common import dq_name
 from dramatiq.errors import ConnectionClosed, DecodeError
 from dramatiq.message import Message
+from dramatiq.middleware import CurrentMessage, Middleware
 from dramatiq.worker import ConsumerThread, Worker
+
+from application.ports import HandBackError
 
 __all__ = [
     "ACTOR_NAME",
@@ -123,17 +126,19 @@ class BrokerUnavailableError(Exception):
 
 
 def build_broker(url: str, *, namespace: str = "chronicle") -> Broker:
-    """A Dramatiq broker for `url` (amqp://, redis://, memory://) with no Dramatiq middleware."""
+    """A Dramatiq broker for `url` (amqp://, redis://, memory://) with only the `CurrentMessage`
+    middleware (to hand a message back)."""
     scheme = urlsplit(url).scheme.lower()
-    # No middleware at all: Retries, TimeLimit and AgeLimit would fight Chronicle's own rules, and
-    # the rest (callbacks, pipelines) is unused.
+    # None of Dramatiq's other middleware: Retries, TimeLimit and AgeLimit would fight
+    # Chronicle's own rules, and the rest (callbacks, pipelines) is unused.
+    middleware: list[Middleware] = [CurrentMessage()]
     if scheme in ("amqp", "amqps"):
         # confirm_delivery: an enqueue returns only once RabbitMQ holds the message.
-        return RabbitmqBroker(url=url, confirm_delivery=True, middleware=[])
+        return RabbitmqBroker(url=url, confirm_delivery=True, middleware=middleware)
     if scheme in ("redis", "rediss"):
-        return RedisBroker(url=url, namespace=namespace, middleware=[])  # type: ignore[no-untyped-call]
+        return RedisBroker(url=url, namespace=namespace, middleware=middleware)  # type: ignore[no-untyped-call]
     if scheme == "memory":
-        return StubBroker(middleware=[])
+        return StubBroker(middleware=middleware)
     accepted = ", ".join(f"{s}://" for s in _SCHEMES)
     raise ValueError(f"unsupported broker URL scheme {scheme!r}: use one of {accepted}")
 
@@ -193,6 +198,23 @@ class ChronicleBroker:
             except (redis.RedisError, OSError) as e:
                 raise BrokerUnavailableError(f"Redis is unreachable: {e!r}") from e
 
+    def ready_messages(self, queue: str) -> int | None:
+        """Messages waiting in a logical queue for a worker (not delayed, not taken)."""
+        name = self.queue_name(queue)
+        broker = self.broker
+        if isinstance(broker, RabbitmqBroker):
+            connection = pika.BlockingConnection(broker.parameters)
+            try:
+                declared = connection.channel().queue_declare(name, passive=True)
+            finally:
+                connection.close()
+            return int(declared.method.message_count)
+        if isinstance(broker, RedisBroker):
+            return int(broker.client.llen(f"{broker.namespace}:{name}"))
+        if isinstance(broker, StubBroker):
+            return int(broker.queues[name].qsize())
+        return None
+
     def close(self) -> None:
         """Close the broker's connections."""
         self.broker.close()
@@ -214,9 +236,28 @@ class ChronicleBroker:
             raise RuntimeError("no job handler attached")
         try:
             handler(job_id)
+        except HandBackError as exc:
+            self._hand_back(job_id, exc.delay_seconds)
         except Exception:
             # Chronicle retries jobs itself: log, and let Dramatiq ack the message.
             log.exception("broker.job_handler_failed", job_id=job_id)
+
+    def _hand_back(self, job_id: str, delay_seconds: float) -> None:
+        """Give the message being processed back to the broker, due after the delay: a copy
+        is sent (and the original acked); if the broker refuses it, the original is
+        requeued instead of acked."""
+        # In a worker the current message is the consumer's proxy of it (a `_Delivery`).
+        current = cast("MessageProxy | None", CurrentMessage.get_current_message())
+        if current is None:  # pragma: no cover - always set while an actor runs
+            log.error("broker.hand_back_without_message", job_id=job_id)
+            return
+        try:
+            self.broker.enqueue(current.copy(), delay=math.ceil(delay_seconds * 1000))
+        except Exception:
+            log.warning("broker.hand_back_requeued", job_id=job_id, exc_info=True)
+            current.fail()  # nacked: the priority consumer puts it back in its queue
+        else:
+            log.info("broker.handed_back", job_id=job_id, delay_seconds=delay_seconds)
 
 
 class DramatiqJobQueue:
@@ -274,6 +315,10 @@ class DramatiqJobQueue:
         """Raise `BrokerUnavailableError` if the broker cannot be reached."""
         self._setup.check()
 
+    def ready_messages(self, queue: str) -> int | None:
+        """Messages in `queue` no worker has taken yet (delayed ones not counted)."""
+        return self._setup.ready_messages(queue)
+
     def close(self) -> None:
         """Stop the publishing threads (the broker's connections close with `ChronicleBroker`)."""
         if self._pool is not None:
@@ -317,7 +362,8 @@ class _Source(Protocol):
         ...
 
     def settle(self, delivery: _Delivery, *, ok: bool) -> None:
-        """Ack (ok) or dead-letter a delivery."""
+        """Ack (ok) or put back a delivery: Chronicle dead-letters jobs itself, a message
+        that was not processed goes back to its queue."""
         ...
 
     def requeue(self, deliveries: list[_Delivery]) -> None:
@@ -536,7 +582,7 @@ class _RabbitmqSource:
             if ok:
                 self._channel.basic_ack(delivery.tag)
             else:
-                self._channel.basic_nack(delivery.tag, requeue=False)
+                self._channel.basic_nack(delivery.tag, requeue=True)
 
     def requeue(self, deliveries: list[_Delivery]) -> None:
         # RabbitMQ returns unacked messages to their queues when the channel closes (in close()).
@@ -603,9 +649,11 @@ class _RedisSource:
         return delayed
 
     def settle(self, delivery: _Delivery, *, ok: bool) -> None:
-        command = self._broker.do_ack if ok else self._broker.do_nack
+        if not ok:
+            self.requeue([delivery])
+            return
         with _redis_errors():
-            command(delivery.queue, delivery.options["redis_message_id"])
+            self._broker.do_ack(delivery.queue, delivery.options["redis_message_id"])
 
     def requeue(self, deliveries: list[_Delivery]) -> None:
         by_queue: dict[str, list[str]] = {}
@@ -647,7 +695,8 @@ class _StubSource:
 
     def settle(self, delivery: _Delivery, *, ok: bool) -> None:
         if not ok:
-            self._broker.dead_letters_by_queue[q_name(delivery.queue)].append(delivery)
+            self.requeue([delivery])
+            return
         # task_done keeps StubBroker.join() working.
         self._broker.queues[delivery.queue].task_done()
 
@@ -770,16 +819,27 @@ def _make_source(broker: Broker, queues: Sequence[str], delay_budget: int) -> _S
 class RunningWorker:
     """A started worker; `stop()` lets running jobs finish and hands untouched ones back."""
 
-    def __init__(self, worker: _StrictPriorityWorker, setup: ChronicleBroker) -> None:
+    def __init__(
+        self,
+        worker: _StrictPriorityWorker,
+        setup: ChronicleBroker,
+        stopping: threading.Event | None = None,
+    ) -> None:
         self._worker = worker
         self._setup = setup
+        self._stopping = stopping
         self._stopped = False
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop taking jobs, wait up to `timeout` s for running ones, hand the rest back."""
+        """Stop taking jobs, wait up to `timeout` s for running ones, hand the rest back.
+
+        Sets `stopping` first: handlers waiting out a database outage give up then.
+        """
         if self._stopped:
             return
         self._stopped = True
+        if self._stopping is not None:
+            self._stopping.set()
         try:
             self._worker.stop(timeout=int(timeout * 1000))
         finally:
@@ -794,6 +854,7 @@ def start_worker(
     handler: JobHandler,
     prefetch: int = 0,
     paused: Callable[[], Collection[str]] | None = None,
+    stopping: threading.Event | None = None,
 ) -> RunningWorker:
     """Start a worker on `queues` (highest priority first) calling `handler(job_id)` per job.
 
@@ -821,7 +882,7 @@ def start_worker(
         setup._detach()  # noqa: SLF001
         raise
     log.info("broker.worker_started", queues=list(queues), threads=threads, prefetch=prefetch)
-    return RunningWorker(worker, setup)
+    return RunningWorker(worker, setup, stopping)
 
 
 def run_worker_forever(
@@ -833,6 +894,7 @@ def run_worker_forever(
     prefetch: int = 0,
     stop_timeout: float = 30.0,
     paused: Callable[[], Collection[str]] | None = None,
+    stopping: threading.Event | None = None,
 ) -> None:
     """Run a worker until SIGINT or SIGTERM, then stop it as `RunningWorker.stop` does."""
     signals = (signal.SIGINT, signal.SIGTERM)
@@ -853,7 +915,13 @@ def run_worker_forever(
         signal.signal(sig, on_signal)
     try:
         running = start_worker(
-            setup, queues=queues, threads=threads, handler=handler, prefetch=prefetch, paused=paused
+            setup,
+            queues=queues,
+            threads=threads,
+            handler=handler,
+            prefetch=prefetch,
+            paused=paused,
+            stopping=stopping,
         )
         try:
             while not received:

@@ -99,6 +99,13 @@ class SqlQueuePauses:
             for row in rows
         ]
 
+    def position(self) -> int:
+        with self._db.read() as s:
+            row = s.fetchone(
+                "SELECT position FROM projection_tracking WHERE name = ?", ("queue_pauses",)
+            )
+        return int(row["position"]) if row else 0
+
     def waiting(self) -> set[tuple[str, str]]:
         # The jobs read model's per-(tenant, queue, status) counters: one row per pair.
         with self._db.read() as s:

@@ -19,7 +19,9 @@ from uuid import UUID
 
 import structlog
 
+from application.ports import WorkerBeat
 from application.projections import ProjectionStore, Tracked
+from application.recovery import RunningJob, WaitingJob
 from application.views.job_timeline import TimelineEntry
 from application.views.jobs import (
     CountKey,
@@ -458,7 +460,9 @@ def encode_cursor(seq: int) -> str:
 
 def decode_cursor(cursor: str) -> int:
     digits = cursor[1:]
-    if not cursor.startswith("s") or not digits.isdigit() or len(digits) > 18:
+    # isascii: str.isdigit() also holds for digits such as '²', which int() refuses.
+    number = digits.isascii() and digits.isdigit()
+    if not cursor.startswith("s") or not number or len(digits) > 18:
         raise ValidationError(f"invalid cursor {cursor!r}", field="cursor")
     return int(digits)
 
@@ -629,38 +633,133 @@ class SqlJobsQueries:
             rows = s.fetchall("SELECT name, position FROM projection_tracking")
         return {row["name"]: int(row["position"]) for row in rows}
 
+    # -- RecoveryQueries -------------------------------------------------------------------
+
+    def tenant_queues(self, status: JobStatus) -> set[tuple[str, str]]:
+        with self._db.read() as s:
+            rows = s.fetchall(
+                "SELECT tenant, queue FROM queue_counts WHERE status = ? AND count > 0",
+                (status.value,),
+            )
+        return {(row["tenant"], row["queue"]) for row in rows}
+
+    def running_jobs(self, tenant: str, *, limit: int) -> builtins.list[RunningJob]:
+        with self._db.read() as s:
+            rows = s.fetchall(
+                "SELECT id, worker_id, started_at, attempts FROM jobs"
+                " WHERE tenant = ? AND status = ? ORDER BY seq LIMIT ?",
+                (tenant, JobStatus.RUNNING.value, limit),
+            )
+        return [
+            RunningJob(
+                id=UUID(row["id"]),
+                worker_id=row["worker_id"],
+                started_at=row["started_at"],
+                attempts=int(row["attempts"]),
+            )
+            for row in rows
+        ]
+
+    def waiting_jobs(
+        self,
+        tenant: str,
+        queue: str,
+        *,
+        due_before: datetime | None,
+        after: tuple[datetime, UUID] | None,
+        limit: int,
+    ) -> builtins.list[WaitingJob]:
+        where = ["tenant = ?", "queue = ?", "status = ?"]
+        params: builtins.list[Any] = [tenant, queue, JobStatus.WAITING.value]
+        if due_before is not None:
+            where += ["available_at < ?", "updated_at < ?"]
+            params += [due_before, due_before]
+        if after is not None:
+            where.append("(available_at > ? OR (available_at = ? AND id > ?))")
+            params += [after[0], after[0], str(after[1])]
+        with self._db.read() as s:
+            rows = s.fetchall(
+                f"SELECT id, queue, available_at FROM jobs WHERE {' AND '.join(where)}"
+                " ORDER BY available_at, id LIMIT ?",
+                [*params, limit],
+            )
+        return [
+            WaitingJob(id=UUID(row["id"]), queue=row["queue"], available_at=row["available_at"])
+            for row in rows
+        ]
+
 
 WORKER_HEARTBEATS_DDL = (
-    "CREATE TABLE IF NOT EXISTS worker_heartbeats ("
-    " worker_id TEXT PRIMARY KEY, last_seen TIMESTAMPTZ NOT NULL)"
+    "CREATE TABLE IF NOT EXISTS worker_beats ("
+    " worker_id TEXT PRIMARY KEY, last_seen TIMESTAMPTZ NOT NULL, running TEXT NOT NULL,"
+    " pauses_seen BIGINT NOT NULL)"
 )
 
 
 class SqlWorkerHeartbeats:
-    """WorkerHeartbeats in the read-model database."""
+    """WorkerHeartbeats in the read-model database: one row per live worker process."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
     def create(self) -> None:
         with self._db.transaction() as s:
+            # The table before the beats named the running jobs.
+            s.execute("DROP TABLE IF EXISTS worker_heartbeats")
             s.execute(WORKER_HEARTBEATS_DDL)
 
-    def beat(self, worker_id: str, at: datetime) -> None:
+    def beat(
+        self,
+        worker_id: str,
+        at: datetime,
+        running: frozenset[UUID] = frozenset(),
+        pauses_seen: int = 0,
+    ) -> None:
         with self._db.transaction() as s:
             s.execute(
-                "INSERT INTO worker_heartbeats (worker_id, last_seen) VALUES (?, ?)"
-                " ON CONFLICT (worker_id) DO UPDATE SET last_seen = excluded.last_seen",
-                (worker_id, at),
+                "INSERT INTO worker_beats (worker_id, last_seen, running, pauses_seen)"
+                " VALUES (?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE"
+                " SET last_seen = excluded.last_seen, running = excluded.running,"
+                " pauses_seen = excluded.pauses_seen",
+                (
+                    worker_id,
+                    at,
+                    json.dumps(sorted(str(job_id) for job_id in running)),
+                    pauses_seen,
+                ),
             )
 
-    def last_seen(self, worker_id: str) -> datetime | None:
+    @staticmethod
+    def _beat(row: dict[str, Any]) -> WorkerBeat:
+        return WorkerBeat(
+            worker_id=row["worker_id"],
+            last_seen=row["last_seen"],
+            running=frozenset(UUID(job_id) for job_id in json.loads(row["running"])),
+            pauses_seen=int(row["pauses_seen"]),
+        )
+
+    def latest(self, worker_id: str) -> WorkerBeat | None:
         with self._db.read() as s:
             row = s.fetchone(
-                "SELECT last_seen FROM worker_heartbeats WHERE worker_id = ?", (worker_id,)
+                "SELECT worker_id, last_seen, running, pauses_seen FROM worker_beats"
+                " WHERE worker_id = ?",
+                (worker_id,),
             )
-        return row["last_seen"] if row else None
+        return self._beat(row) if row else None
+
+    def live(self, since: datetime) -> builtins.list[WorkerBeat]:
+        with self._db.read() as s:
+            rows = s.fetchall(
+                "SELECT worker_id, last_seen, running, pauses_seen FROM worker_beats"
+                " WHERE last_seen >= ? ORDER BY worker_id",
+                (since,),
+            )
+        return [self._beat(row) for row in rows]
+
+    def last_seen(self, worker_id: str) -> datetime | None:
+        beat = self.latest(worker_id)
+        return beat.last_seen if beat else None
 
     def forget(self, worker_id: str) -> None:
         with self._db.transaction() as s:
-            s.execute("DELETE FROM worker_heartbeats WHERE worker_id = ?", (worker_id,))
+            s.execute("DELETE FROM worker_beats WHERE worker_id = ?", (worker_id,))

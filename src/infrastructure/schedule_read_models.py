@@ -49,7 +49,7 @@ SCHEDULE_RUNS = Table(
     job_id TEXT, status TEXT NOT NULL, attempts INTEGER, started_at TIMESTAMPTZ,
     finished_at TIMESTAMPTZ, duration_ms DOUBLE PRECISION, outcome TEXT, error TEXT,
     output TEXT, skip_reason TEXT, skip_detail TEXT, skip_count INTEGER NOT NULL,
-    dst TEXT, triggered_by TEXT""",
+    dst TEXT, triggered_by TEXT, late_ms DOUBLE PRECISION""",
     # tenant_seq: the schedule-runs export of a whole tenant reads it a page at a time.
     (("schedule_seq", "schedule_id, seq"), ("job", "job_id"), ("tenant_seq", "tenant, seq")),
 )
@@ -62,9 +62,9 @@ SCHEDULE_COLUMNS = (
 )
 _SCHEDULE_UPDATABLE = frozenset(c.strip() for c in SCHEDULE_COLUMNS.split(","))
 RUN_COLUMNS = (
-    "id, seq, schedule_id, due_at, triggered_at, manual, job_id, status, attempts, started_at,"
-    " finished_at, duration_ms, outcome, error, output, skip_reason, skip_detail, skip_count,"
-    " dst, triggered_by"
+    "id, seq, schedule_id, due_at, triggered_at, late_ms, manual, job_id, status, attempts,"
+    " started_at, finished_at, duration_ms, outcome, error, output, skip_reason, skip_detail,"
+    " skip_count, dst, triggered_by"
 )
 _RUN_UPDATABLE = frozenset(c.strip() for c in RUN_COLUMNS.split(","))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -38,6 +39,15 @@ class Settings:
     import_max_bytes: int = 100 * 1024 * 1024
     import_chunk_size: int = 1000
     export_retention_hours: float = 168.0
+    #: Connections each of a process's two PostgreSQL pools (event store, read models) may
+    #: open; each keeps one open when idle.
+    database_pool_size: int = 3
+    #: A worker silent this long is presumed dead and the attempts it ran are run again.
+    worker_lost_after_seconds: float = 30.0
+    #: A due job still waiting this long while its queue holds no message gets one again.
+    stranded_after_seconds: float = 120.0
+    #: How long an `Idempotency-Key` keeps answering with the first dispatch.
+    idempotency_retention_hours: float = 24.0
 
     @property
     def files_dir(self) -> Path:
@@ -78,7 +88,13 @@ def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
+def _float(
+    env: Mapping[str, str],
+    name: str,
+    default: float,
+    low: float = 0.0,
+    high: float = float("inf"),
+) -> float:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -86,8 +102,12 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from None
+    if not math.isfinite(value):
+        raise SettingsError(f"{name} must be a finite number, got {raw!r}")
     if value < 0:
         raise SettingsError(f"{name} must not be negative, got {value}")
+    if not low <= value <= high:
+        raise SettingsError(f"{name} must be between {low:g} and {high:g}, got {value:g}")
     return value
 
 
@@ -141,4 +161,14 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         import_chunk_size=_int(env, "CHRONICLE_IMPORT_CHUNK_SIZE", 1000, 1, 50_000),
         export_retention_hours=_float(env, "CHRONICLE_EXPORT_RETENTION_HOURS", 168.0),
+        database_pool_size=_int(env, "CHRONICLE_DATABASE_POOL_SIZE", 3, 1, 100),
+        worker_lost_after_seconds=_float(
+            env, "CHRONICLE_WORKER_LOST_AFTER_SECONDS", 30.0, 5.0, 3600.0
+        ),
+        stranded_after_seconds=_float(
+            env, "CHRONICLE_STRANDED_AFTER_SECONDS", 120.0, 10.0, 86400.0
+        ),
+        idempotency_retention_hours=_float(
+            env, "CHRONICLE_IDEMPOTENCY_RETENTION_HOURS", 24.0, 0.0, 24.0 * 365
+        ),
     )

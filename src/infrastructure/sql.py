@@ -16,8 +16,12 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 import psycopg
+from psycopg.abc import Buffer
 from psycopg.rows import dict_row
+from psycopg.types.string import StrDumperUnknown
 from psycopg_pool import ConnectionPool
+
+from application.ports import StoreUnavailableError
 
 Dialect = Literal["postgres", "sqlite"]
 Row = dict[str, Any]
@@ -68,7 +72,10 @@ def _to_pyformat(sql: str) -> str:
     return _QMARK.sub("%s", sql.replace("%", "%%"))
 
 
-_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+#: NUL cannot be stored in PostgreSQL text: it is written as U+FFFD (see `_NulSafeText`).
+_COPY_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\x00": "\ufffd"}
+)
 
 
 def _copy_value(value: Any, cache: dict[int, str]) -> str:
@@ -113,11 +120,24 @@ def copy_text(rows: Sequence[Sequence[Any]]) -> str:
             or line.count("\t") != len(cells) - 1
             or "\n" in line
             or "\r" in line
+            or "\x00" in line
         ):
             line = "\t".join([_copy_value(value, cache) for value in row])
         lines.append(line)
     lines.append("")
     return "\n".join(lines)
+
+
+class _NulSafeText(StrDumperUnknown):
+    """Text parameters with NUL characters written as U+FFFD: PostgreSQL text cannot hold
+    NUL, and a value that holds one (a command's output, say) must never stop a read model."""
+
+    def dump(self, obj: str) -> Buffer | None:
+        return super().dump(obj.replace("\x00", "\ufffd") if "\x00" in obj else obj)
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.adapters.register_dumper(str, _NulSafeText)
 
 
 class _PostgresSession:
@@ -155,26 +175,49 @@ class _PostgresSession:
         return "FOR UPDATE"
 
 
+@contextmanager
+def _unavailable_as_error() -> Iterator[None]:
+    """A lost or refused connection, or an exhausted pool, as the application's
+    `StoreUnavailableError` (a PoolTimeout is a psycopg OperationalError)."""
+    try:
+        yield
+    except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+        raise StoreUnavailableError(f"PostgreSQL is unreachable: {exc}") from exc
+
+
 class PostgresDatabase:
     """Read models in Postgres, through a psycopg connection pool."""
 
     dialect: Dialect = "postgres"
 
     def __init__(
-        self, conninfo: str, *, schema: str = "public", min_size: int = 1, max_size: int = 10
+        self, conninfo: str, *, schema: str = "public", min_size: int = 1, max_size: int = 3
     ) -> None:
         self._pool = ConnectionPool(
             conninfo,
-            min_size=min_size,
+            min_size=min(min_size, max_size),
             max_size=max_size,
             open=True,
-            kwargs={"autocommit": False, "options": f"-c search_path={schema}"},
+            # How long a caller waits for a free (or new) connection before it is told the
+            # database is unavailable.
+            timeout=5.0,
+            kwargs={
+                "autocommit": False,
+                "options": f"-c search_path={schema}",
+                "connect_timeout": 5,
+            },
             name="chronicle-read-models",
+            configure=_configure,
         )
+
+    def wait_open(self, timeout: float) -> None:
+        """Wait until the pool holds its first connection (raises PoolTimeout otherwise)."""
+        self._pool.wait(timeout)
 
     @contextmanager
     def transaction(self) -> Iterator[_PostgresSession]:
         with (
+            _unavailable_as_error(),
             self._pool.connection() as conn,
             conn.transaction(),
             conn.cursor(row_factory=dict_row) as cur,
@@ -184,7 +227,7 @@ class PostgresDatabase:
     read = transaction
 
     def check(self) -> None:
-        with self._pool.connection(timeout=3) as conn:
+        with _unavailable_as_error(), self._pool.connection(timeout=3) as conn:
             conn.execute("SELECT 1")
 
     def close(self) -> None:

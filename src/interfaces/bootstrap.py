@@ -8,7 +8,9 @@ import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 import structlog
 
@@ -16,7 +18,7 @@ from application.batches import BatchProcess, BatchService
 from application.builtin_commands import register_builtins
 from application.commands import CommandRegistry, default_registry
 from application.event_log import ChronicleEvents
-from application.execution import JobExecutor
+from application.execution import JobExecutor, PauseGate
 from application.exporters import ExporterRegistry, default_exporters
 from application.exports import EXPORT_COMMAND, ExportService, register_export_command
 from application.group_commit import GroupCommitter
@@ -24,9 +26,11 @@ from application.importers import builtin_importers, default_importers
 from application.imports import IMPORT_COMMAND, ImportService, register_import_command
 from application.jobs import JobService
 from application.outbox import OutboxRelay
+from application.periodic import PeriodicTask
 from application.ports import Clock, CronCalculator, JobQueue, SystemClock
 from application.projections import ProjectionRunner
 from application.queue_control import PauseWatcher, QueueControlService
+from application.recovery import JobRecovery
 from application.scheduler import Scheduler
 from application.schedules import ScheduleService
 from application.stopped_jobs import StoppedJobWatcher
@@ -45,10 +49,12 @@ from infrastructure.contacts import SqlContactStore
 from infrastructure.cron import CroniterCalculator
 from infrastructure.event_store import (
     StoreEventLog,
-    ensure_schema,
+    create_event_tables,
+    open_event_store_pool,
     postgres_env,
     setup_lock,
     sqlite_env,
+    wait_for_postgres,
 )
 from infrastructure.export_files import ExportFileStore
 from infrastructure.export_read_models import SqlExportQueries, exports_store
@@ -67,6 +73,7 @@ from infrastructure.read_models import (
     timeline_store,
 )
 from infrastructure.schedule_read_models import SqlScheduleQueries, runs_store, schedules_store
+from infrastructure.scheduler_presence import SqlSchedulerPresence
 from infrastructure.settings import Settings
 from infrastructure.sql import Database, PostgresDatabase, SqliteDatabase
 from infrastructure.time_limit import ThreadTimeLimiter
@@ -134,11 +141,13 @@ class Chronicle:
         queue: JobQueue,
         worker_id: str | None = None,
         *,
-        paused: Callable[[str, str], bool] | None = None,
+        pauses: PauseGate | None = None,
+        stopping: threading.Event | None = None,
     ) -> JobExecutor:
-        """A job executor for this process; start `heartbeat()` with the same worker id.
+        """A job executor for this process; start `heartbeat(executor)` with the same id.
 
-        `paused(tenant, queue)` (a `PauseWatcher.is_paused`) defers jobs of paused queues.
+        `pauses` (a `PauseWatcher`) defers jobs of paused queues; `stopping` is set when the
+        worker stops (see `start_worker`).
         """
         return JobExecutor(
             self.events,
@@ -149,22 +158,65 @@ class Chronicle:
             worker_id=worker_id or self.worker_id,
             save=GroupCommitter(self.events).save,
             heartbeats=SqlWorkerHeartbeats(self.db),
-            paused=paused,
+            pauses=pauses,
+            worker_lost_after=self.worker_lost_after,
+            stopping=stopping,
         )
+
+    @property
+    def worker_lost_after(self) -> timedelta:
+        return timedelta(seconds=self.settings.worker_lost_after_seconds)
+
+    def recovery(self, queue: JobQueue) -> JobRecovery:
+        """Finds stranded jobs (lost attempts, due jobs without a message) and restarts them."""
+        return JobRecovery(
+            self.events,
+            self.queries,
+            SqlWorkerHeartbeats(self.db),
+            queue,
+            self.queue_pauses,
+            self.clock,
+            lost_after=self.worker_lost_after,
+            stranded_after=timedelta(seconds=self.settings.stranded_after_seconds),
+        )
+
+    def recovery_sweeper(self, queue: JobQueue) -> PeriodicTask:
+        """`recovery(queue).sweep()` on a thread, several times per `worker_lost_after`."""
+        interval = max(1.0, min(10.0, self.settings.worker_lost_after_seconds / 3))
+        return PeriodicTask("job-recovery", self.recovery(queue).sweep, interval)
 
     @property
     def worker_id(self) -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
 
-    def heartbeat(self, worker_id: str | None = None, interval: float = 5.0) -> Heartbeat:
-        """Beat now, then every `interval` seconds on a thread, until stopped."""
-        return Heartbeat(
-            SqlWorkerHeartbeats(self.db), self.clock, worker_id or self.worker_id, interval
+    def heartbeat(
+        self,
+        executor: JobExecutor | None = None,
+        pauses: PauseWatcher | None = None,
+        *,
+        worker_id: str | None = None,
+    ) -> Heartbeat:
+        """Beat now, then on a thread (six times per `worker_lost_after`), naming the jobs
+        `executor` runs and the log position `pauses` acts on, until stopped; and at once
+        whenever the pauses it acts on change (what a pause request waits for)."""
+        interval = max(0.5, self.settings.worker_lost_after_seconds / 6)
+        heartbeat = Heartbeat(
+            SqlWorkerHeartbeats(self.db),
+            self.clock,
+            worker_id or self.worker_id,
+            interval,
+            running=executor.running if executor is not None else frozenset,
+            pauses_seen=(lambda: pauses.position) if pauses is not None else (lambda: 0),
         )
+        if pauses is not None:
+            pauses.on_change = heartbeat.beat
+        return heartbeat
 
     def pause_watcher(self, interval: float = 0.5) -> PauseWatcher:
         """The queue pauses as a worker sees them, re-read every `interval` s until stopped."""
-        return PauseWatcher(self.queue_pauses, QUEUES, interval=interval).start()
+        return PauseWatcher(
+            self.queue_pauses, QUEUES, events=self.events, log=self.log, interval=interval
+        ).start()
 
     def add_outbox(self, queue: JobQueue) -> ProjectionRunner[JobQueue]:
         """The relay that turns committed dispatches into broker messages."""
@@ -182,8 +234,11 @@ class Chronicle:
         self.queue = queue
         return runner
 
-    def scheduler(self, name: str | None = None) -> Scheduler:
-        """A scheduler loop for this process (several may run at once)."""
+    def scheduler(
+        self, name: str | None = None, *, started_at: datetime | None = None
+    ) -> Scheduler:
+        """A scheduler loop for this process (several may run at once); `started_at` is when
+        the process started (`process_started_at()`), by default now."""
         return Scheduler(
             self.events,
             self.jobs,
@@ -191,6 +246,8 @@ class Chronicle:
             self.log,
             self.cron,
             self.clock,
+            presence=SqlSchedulerPresence(self.db),
+            started_at=started_at,
             name=name or f"scheduler@{self.worker_id}",
         )
 
@@ -203,6 +260,7 @@ class Chronicle:
 def _create_read_models(db: Database) -> list[SqlProjectionStore[Any]]:
     create_tracking(db)
     SqlWorkerHeartbeats(db).create()
+    SqlSchedulerPresence(db).create()
     stores: list[SqlProjectionStore[Any]] = [
         jobs_store(db),
         timeline_store(db),
@@ -224,14 +282,54 @@ def _create_read_models(db: Database) -> list[SqlProjectionStore[Any]]:
     return stores
 
 
+def _open_postgres(
+    url: str, settings: Settings, connect_timeout: float | None
+) -> tuple[ChronicleEvents, PostgresDatabase, list[SqlProjectionStore[Any]]]:
+    """The event store and read models on PostgreSQL, their tables created if missing.
+
+    Every connection the set-up uses is opened before the set-up lock is taken: a process
+    that waits for a connection (the server is down, or out of connections) says so and
+    stalls no other process.
+    """
+    pool_size = settings.database_pool_size
+    db = PostgresDatabase(url, schema=settings.database_schema, max_size=pool_size)
+    built: list[ChronicleEvents] = []
+
+    def open_pools() -> None:
+        # Building the application already reads from the database: it is retried too.
+        if not built:
+            env = postgres_env(url, settings.database_schema, pool_size=pool_size)
+            built.append(ChronicleEvents(env=env))
+        open_event_store_pool(built[0], timeout=5)
+        db.wait_open(timeout=5)
+
+    try:
+        wait_for_postgres(url, timeout=connect_timeout, probe=open_pools)
+        events = built[0]
+        with setup_lock(url, settings.database_schema):
+            create_event_tables(events)
+            stores = _create_read_models(db)
+    except BaseException:
+        db.close()
+        for app in built:
+            app.close()
+        raise
+    return events, db, stores
+
+
 def bootstrap(
     settings: Settings,
     *,
     registry: CommandRegistry | None = None,
     clock: Clock | None = None,
     exporters: ExporterRegistry | None = None,
+    connect_timeout: float | None = 10.0,
 ) -> Chronicle:
-    """Build the event store, read models, use cases and projection runners."""
+    """Build the event store, read models, use cases and projection runners.
+
+    On PostgreSQL, waits up to `connect_timeout` seconds for the database (None: as long as
+    it takes, saying so in the log — the long-running processes).
+    """
     base = registry if registry is not None else default_registry
     load_command_modules(base, settings.command_modules)
     # This Chronicle's system commands (imports, exports) go on a child registry, so several
@@ -246,11 +344,7 @@ def bootstrap(
         stores = _create_read_models(db)
     else:
         url = postgres_conninfo(settings)
-        with setup_lock(url):
-            ensure_schema(url, settings.database_schema)
-            events = ChronicleEvents(env=postgres_env(url, settings.database_schema))
-            db = PostgresDatabase(url, schema=settings.database_schema)
-            stores = _create_read_models(db)
+        events, db, stores = _open_postgres(url, settings, connect_timeout)
         channel = getattr(events.recorder, "channel_name", None)
         log = StoreEventLog(events, listen_url=url, channel=channel)
     batch = settings.projection_batch_size
@@ -262,6 +356,7 @@ def bootstrap(
         clock,
         default_backoff_seconds=settings.default_backoff_seconds,
         failed_jobs=queries,
+        idempotency_retention=timedelta(hours=settings.idempotency_retention_hours),
     )
     imports = ImportService(
         events,
@@ -306,7 +401,12 @@ def bootstrap(
         schedules=ScheduleService(events, registry, jobs, cron, clock),
         schedule_queries=SqlScheduleQueries(db),
         cron=cron,
-        queue_control=QueueControlService(events, clock),
+        queue_control=QueueControlService(
+            events,
+            clock,
+            heartbeats=SqlWorkerHeartbeats(db),
+            worker_lost_after=timedelta(seconds=settings.worker_lost_after_seconds),
+        ),
         queue_pauses=SqlQueuePauses(db),
         queue_metrics=SqlQueueMetrics(db),
         batches=BatchService(events, jobs, clock, SqlBatchQueries(db)),
@@ -363,31 +463,57 @@ def bootstrap(
 
 
 class Heartbeat:
-    """Tells other workers this process is alive, so they can tell a dead worker's jobs."""
+    """Tells other workers this process is alive and which jobs it runs, so they can tell a
+    dead worker's jobs (and the attempts a live worker no longer runs)."""
 
     def __init__(
-        self, heartbeats: SqlWorkerHeartbeats, clock: Clock, worker_id: str, interval: float
+        self,
+        heartbeats: SqlWorkerHeartbeats,
+        clock: Clock,
+        worker_id: str,
+        interval: float,
+        *,
+        running: Callable[[], frozenset[UUID]] = frozenset,
+        pauses_seen: Callable[[], int] = lambda: 0,
     ) -> None:
         self._heartbeats = heartbeats
         self._clock = clock
         self.worker_id = worker_id
         self._interval = interval
+        self._running = running
+        self._pauses_seen = pauses_seen
         self._stop = threading.Event()
-        heartbeats.beat(worker_id, clock.now())
+        self.beat()
         self._thread = threading.Thread(target=self._run, name="chronicle-heartbeat", daemon=True)
         self._thread.start()
 
+    def beat(self) -> None:
+        """Beat now (also from the pause watcher, when the pauses it acts on change)."""
+        # The list first, then the time: a job started after the list was taken was started
+        # before this beat's time only by less than `NOT_RUNNING_GRACE`.
+        pauses_seen = self._pauses_seen()
+        running = self._running()
+        self._heartbeats.beat(self.worker_id, self._clock.now(), running, pauses_seen)
+
     def _run(self) -> None:
+        failing = False  # said once per outage
         while not self._stop.wait(self._interval):
             try:
-                self._heartbeats.beat(self.worker_id, self._clock.now())
+                self.beat()
             except Exception:
-                structlog.get_logger(__name__).warning("heartbeat failed", exc_info=True)
+                if not failing:
+                    structlog.get_logger(__name__).warning("heartbeat failed", exc_info=True)
+                failing = True
+            else:
+                failing = False
 
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(self._interval + 1)
-        self._heartbeats.forget(self.worker_id)
+        try:
+            self._heartbeats.forget(self.worker_id)
+        except Exception:
+            structlog.get_logger(__name__).warning("could not remove the heartbeat", exc_info=True)
 
 
 class RunnerThreads:

@@ -6,6 +6,7 @@ import multiprocessing
 import signal
 import threading
 from collections.abc import Callable, Sequence
+from multiprocessing.process import BaseProcess
 from types import FrameType
 from uuid import UUID
 
@@ -13,16 +14,18 @@ import click
 import structlog
 import uvicorn
 
-from application.queue_control import PauseWatcher
+from application.execution import JobExecutor
 from infrastructure.broker import (
     ChronicleBroker,
     DramatiqJobQueue,
     run_worker_forever,
     start_worker,
 )
+from infrastructure.scheduler_presence import process_started_at
 from infrastructure.settings import Settings
 from interfaces.bootstrap import Chronicle, RunnerThreads, bootstrap
 from interfaces.http.app import create_app
+from interfaces.supervisor import Supervisor
 
 log = structlog.get_logger(__name__)
 
@@ -45,8 +48,8 @@ def _broker(settings: Settings) -> ChronicleBroker:
         raise click.UsageError(str(exc)) from None
 
 
-def _wait_for_signal() -> None:
-    stop = threading.Event()
+def _on_signal(stop: threading.Event) -> None:
+    """Set `stop` on SIGINT or SIGTERM."""
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
         log.info("stopping", signal=signal.Signals(signum).name)
@@ -54,6 +57,11 @@ def _wait_for_signal() -> None:
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    _on_signal(stop)
     while not stop.wait(0.5):
         pass
 
@@ -66,7 +74,7 @@ def _serve(chronicle: Chronicle, checks: dict[str, object], settings: Settings) 
 
 def run_api(settings: Settings) -> None:
     """`chronicle serve`: the REST API and dashboard."""
-    chronicle = bootstrap(settings)
+    chronicle = bootstrap(settings, connect_timeout=None)
     checks: dict[str, object] = {}
     setup = None
     if not settings.effective_broker_url.startswith("memory://"):
@@ -83,17 +91,20 @@ def run_api(settings: Settings) -> None:
 def run_projector(settings: Settings) -> None:
     """`chronicle projector`: read models and the outbox relay, following the log."""
     _require_shared_broker(settings, "projector")
-    chronicle = bootstrap(settings)
+    chronicle = bootstrap(settings, connect_timeout=None)
     setup = _broker(settings)
     queue = DramatiqJobQueue(setup)
     chronicle.add_outbox(queue)
     threads = RunnerThreads(list(chronicle.runners.values())).start()
     # Export files past the retention are removed (and their exports say so) every minute.
     retention = chronicle.exports.sweeper(RETENTION_SWEEP_SECONDS).start()
+    # Lost attempts and due jobs without a message are set going again.
+    recovery = chronicle.recovery_sweeper(queue).start()
     log.info("projector running", projections=sorted(chronicle.runners))
     try:
         _wait_for_signal()
     finally:
+        recovery.stop()
         retention.stop()
         threads.stop()
         queue.close()
@@ -101,11 +112,7 @@ def run_projector(settings: Settings) -> None:
         chronicle.close()
 
 
-def _handler(
-    chronicle: Chronicle, queue: DramatiqJobQueue, pauses: PauseWatcher
-) -> Callable[[str], None]:
-    executor = chronicle.executor(queue, paused=pauses.is_paused)
-
+def _handler(executor: JobExecutor) -> Callable[[str], None]:
     def handle(job_id: str) -> None:
         executor.process(UUID(job_id))
 
@@ -114,8 +121,11 @@ def _handler(
 
 def run_scheduler(settings: Settings) -> None:
     """`chronicle scheduler`: turn schedules into jobs at their due times."""
-    chronicle = bootstrap(settings)
-    scheduler = chronicle.scheduler()
+    # When the OS started this process: ticks due since then (during a slow start-up too)
+    # are late, never missed.
+    started_at = process_started_at()
+    chronicle = bootstrap(settings, connect_timeout=None)
+    scheduler = chronicle.scheduler(started_at=started_at)
     stop = threading.Event()
     thread = threading.Thread(target=scheduler.run, args=(stop,), name="chronicle-scheduler")
     thread.start()
@@ -128,18 +138,21 @@ def run_scheduler(settings: Settings) -> None:
 
 
 def _worker_main(settings: Settings, queues: Sequence[str]) -> None:
-    chronicle = bootstrap(settings)
+    chronicle = bootstrap(settings, connect_timeout=None)
     setup = _broker(settings)
     queue = DramatiqJobQueue(setup)
-    heartbeat = chronicle.heartbeat()
     pauses = chronicle.pause_watcher()
+    stopping = threading.Event()
+    executor = chronicle.executor(queue, pauses=pauses, stopping=stopping)
+    heartbeat = chronicle.heartbeat(executor, pauses)
     try:
         run_worker_forever(
             setup,
             queues=queues,
             threads=settings.worker_threads,
-            handler=_handler(chronicle, queue, pauses),
+            handler=_handler(executor),
             paused=pauses.skipped,
+            stopping=stopping,
         )
     finally:
         pauses.stop()
@@ -157,32 +170,30 @@ def _worker_child(settings: Settings, queues: Sequence[str]) -> None:
 
 
 def run_workers(settings: Settings, queues: Sequence[str], processes: int) -> None:
-    """`chronicle worker`: one process, or a parent that supervises `processes` children."""
+    """`chronicle worker`: one process, or a parent that keeps `processes` children running
+    (a child that dies is replaced, with a back-off)."""
     _require_shared_broker(settings, "worker")
     if processes == 1:
         _worker_main(settings, queues)
         return
     context = multiprocessing.get_context("spawn")
-    children = [
-        context.Process(target=_worker_child, args=(settings, list(queues)), name=f"worker-{i}")
-        for i in range(processes)
-    ]
-    for child in children:
+
+    def start(index: int) -> BaseProcess:
+        child = context.Process(
+            target=_worker_child, args=(settings, list(queues)), name=f"worker-{index}"
+        )
         child.start()
-    log.info("workers started", processes=processes, pids=[c.pid for c in children])
-    try:
-        _wait_for_signal()
-    finally:
-        for child in children:
-            if child.is_alive() and child.pid is not None:
-                child.terminate()  # SIGTERM: each child finishes its running jobs
-        for child in children:
-            child.join(60)
+        return child
+
+    stop = threading.Event()
+    _on_signal(stop)
+    Supervisor(start, processes).run(stop)
 
 
 def run_all_in_one(settings: Settings) -> None:
     """`chronicle up`: API, workers (threads), projector and relay in one process."""
-    chronicle = bootstrap(settings)
+    started_at = process_started_at()
+    chronicle = bootstrap(settings, connect_timeout=None)
     setup = _broker(settings)
     queue = DramatiqJobQueue(setup)
     chronicle.add_outbox(queue)
@@ -190,17 +201,27 @@ def run_all_in_one(settings: Settings) -> None:
     retention = chronicle.exports.sweeper(RETENTION_SWEEP_SECONDS).start()
     scheduler_stop = threading.Event()
     scheduler = threading.Thread(
-        target=chronicle.scheduler().run, args=(scheduler_stop,), name="chronicle-scheduler"
+        target=chronicle.scheduler(started_at=started_at).run,
+        args=(scheduler_stop,),
+        name="chronicle-scheduler",
     )
     scheduler.start()
-    heartbeat = chronicle.heartbeat()
     pauses = chronicle.pause_watcher()
+    stopping = threading.Event()
+    executor = chronicle.executor(queue, pauses=pauses, stopping=stopping)
+    heartbeat = chronicle.heartbeat(executor, pauses)
+    recovery = chronicle.recovery(queue)
+    if settings.effective_broker_url.startswith("memory://"):
+        # The in-process broker starts empty: every waiting job needs its message again.
+        recovery.resend_waiting()
+    sweeper = chronicle.recovery_sweeper(queue).start()
     worker = start_worker(
         setup,
         queues=["high", "default", "low"],
         threads=settings.worker_threads,
-        handler=_handler(chronicle, queue, pauses),
+        handler=_handler(executor),
         paused=pauses.skipped,
+        stopping=stopping,
     )
     where = (
         f"embedded store in {settings.data_dir}"
@@ -213,6 +234,7 @@ def run_all_in_one(settings: Settings) -> None:
         _serve(chronicle, checks, settings)
     finally:
         worker.stop(10)
+        sweeper.stop()
         pauses.stop()
         heartbeat.stop()
         scheduler_stop.set()

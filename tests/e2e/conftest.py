@@ -82,6 +82,35 @@ def wait_ready(base_url: str, timeout: float = 30.0) -> None:
     wait_until(ready, timeout, f"{base_url}/ready")
 
 
+class Up:
+    """`chronicle up` run from an empty folder with no CHRONICLE_* setting."""
+
+    def __init__(self, folder: Path) -> None:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("CHRONICLE_")}
+        self.log_path = folder / "up.log"
+        self._log = self.log_path.open("wb")
+        # From an empty folder: `up` creates its data folder (./.chronicle) there.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "interfaces.cli", "up", "--port", str(port)],
+            cwd=folder,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.base_url = f"http://127.0.0.1:{port}"
+
+    def stop(self) -> int:
+        """Stop it as Ctrl-C does; returns its exit code."""
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            code = self.proc.wait(30)
+        finally:
+            self._log.close()
+            print(self.log_path.read_text(errors="replace")[-6000:])  # shown on failure
+        return code
+
+
 @pytest.fixture
 def production(tmp_path: Path) -> Iterator[tuple[str, Processes]]:
     """`chronicle serve`, `projector`, `scheduler` and `worker` on a fresh schema and queues."""

@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import free_port, wait_ready, wait_until
+from tests.e2e.conftest import Up, wait_ready, wait_until
 
 pytestmark = pytest.mark.e2e
 
 
 def test_up_runs_a_job_with_no_configuration(tmp_path: Path) -> None:
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHRONICLE_")}
-    log = (tmp_path / "up.log").open("wb")
-    # Run from an empty folder: `up` creates its data folder (./.chronicle) there.
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "interfaces.cli", "up", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base_url = f"http://127.0.0.1:{port}"
+    up = Up(tmp_path)
+    base_url = up.base_url
     try:
         wait_ready(base_url)
         response = httpx.post(
@@ -87,8 +73,5 @@ def test_up_runs_a_job_with_no_configuration(tmp_path: Path) -> None:
         failed = httpx.get(f"{import_url}/failed-rows.csv", timeout=5).text
         assert "Bob,bob-at-example,41," in failed
     finally:
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait(30)
-        log.close()
-        print((tmp_path / "up.log").read_text()[-6000:])  # shown by pytest when the test fails
-    assert code == 0, (tmp_path / "up.log").read_text()
+        code = up.stop()
+    assert code == 0, up.log_path.read_text()

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -18,8 +18,8 @@ import pika
 import pytest
 import redis
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
-from dramatiq.brokers.redis import RedisBroker
 
+from application.ports import HandBackError
 from infrastructure.broker import (
     QUEUES,
     BrokerUnavailableError,
@@ -144,7 +144,7 @@ class Recorder:
 @contextmanager
 def running(
     setup: ChronicleBroker,
-    handler: Recorder,
+    handler: Callable[[str], None],
     *,
     queues: Sequence[str] = QUEUES,
     threads: int = 2,
@@ -161,18 +161,9 @@ def running(
 
 def waiting(setup: ChronicleBroker, queue: str) -> int:
     """Messages ready in a queue (not taken by any worker)."""
-    name = setup.queue_name(queue)
-    broker = setup.broker
-    if isinstance(broker, RabbitmqBroker):
-        connection = pika.BlockingConnection(pika.URLParameters(RABBITMQ_URL))
-        try:
-            declared = connection.channel().queue_declare(name, passive=True)
-            return int(declared.method.message_count)
-        finally:
-            connection.close()
-    if isinstance(broker, RedisBroker):
-        return int(broker.client.llen(f"{broker.namespace}:{name}"))
-    return int(broker.queues[name].qsize())
+    count = setup.ready_messages(queue)
+    assert count is not None
+    return count
 
 
 def enqueue_many(job_queue: DramatiqJobQueue, queue: str, count: int) -> list[str]:
@@ -235,6 +226,32 @@ def test_failing_handler_is_not_retried_and_the_worker_goes_on(
         time.sleep(0.2)
     assert recorder.started == [str(bad), str(good), str(later)]
     # Acked, not dead-lettered nor handed back when the worker stopped.
+    assert waiting(any_broker, "default") == 0
+    if isinstance(any_broker.broker, RabbitmqBroker):
+        counts = any_broker.broker.get_queue_message_counts(any_broker.queue_name("default"))
+        assert counts == (0, 0, 0)
+
+
+def test_a_handed_back_message_comes_back_after_its_delay(
+    any_broker: ChronicleBroker, job_queue: DramatiqJobQueue
+) -> None:
+    """A handler that cannot process a message now (the database is down) hands it back:
+    it is neither dropped nor dead-lettered, and runs again after the delay."""
+    recorder = Recorder()
+    handed_back: list[float] = []
+
+    def handler(job_id: str) -> None:
+        if not handed_back:
+            handed_back.append(time.monotonic())
+            raise HandBackError("database unreachable", delay_seconds=0.3)
+        recorder(job_id)
+
+    job_id = uuid4()
+    with running(any_broker, handler, threads=1):
+        job_queue.enqueue(job_id, "default")
+        recorder.wait_started(1, timeout=10)
+    assert recorder.started == [str(job_id)]
+    assert recorder.start_times[str(job_id)] - handed_back[0] >= 0.29
     assert waiting(any_broker, "default") == 0
     if isinstance(any_broker.broker, RabbitmqBroker):
         counts = any_broker.broker.get_queue_message_counts(any_broker.queue_name("default"))

@@ -65,7 +65,8 @@ def test_projections_status_and_rebuild(run):
     for i in range(3):
         run("dispatch", f"demo:echo n{i}")
     run("jobs", "list")  # brings the embedded read models up to date
-    status = {row["name"]: row for row in json.loads(run("projections", "status", "--json"))}
+    lines = run("projections", "status", "--json").splitlines()
+    status = {row["name"]: row for row in map(json.loads, lines)}
     assert status["jobs"]["lag"] == 0
     assert status["jobs"]["head"] == 3
     # The reactions that follow the log are listed too.
@@ -80,3 +81,35 @@ def test_projections_status_and_rebuild(run):
 def test_commands_lists_signatures(run):
     output = run("commands")
     assert "demo:sleep [--seconds=1.0]" in output
+
+
+def test_every_json_option_prints_json_lines(run):
+    """One convention (README, "Command line"): each line of `--json` output is one JSON
+    object; lists print a line per item, single things one line."""
+    job_id = run("dispatch", "demo:echo 'two\nlines'").strip()
+    schedule_id = run("schedules", "add", "nightly", "demo:noop", "--cron", "0 3 * * *").strip()
+    batch_id = run("batches", "create", "pair", "demo:noop", "demo:echo x").split()[-1]
+    lists = {
+        ("jobs", "list", "--json"): 3,
+        ("jobs", "failed", "--json"): 0,
+        ("schedules", "list", "--json"): 1,
+        ("schedules", "runs", schedule_id, "--json"): 0,
+        ("batches", "list", "--json"): 1,
+        ("exports", "list", "--json"): 0,
+        ("projections", "status", "--json"): None,
+    }
+    singles = [
+        ("schedules", "show", schedule_id, "--json"),
+        ("batches", "show", batch_id, "--json"),
+        ("queues", "stats", "--json"),
+    ]
+    for args, count in lists.items():
+        items = [json.loads(line) for line in run(*args).splitlines()]
+        assert all(isinstance(item, dict) for item in items), args
+        assert count is None or len(items) == count, args
+    for args in singles:
+        [line] = run(*args).splitlines()
+        assert isinstance(json.loads(line), dict), args
+    jobs = {job["id"]: job for job in map(json.loads, run("jobs", "list", "--json").splitlines())}
+    # The objects the REST API answers (`GET /api/jobs` items).
+    assert jobs[job_id]["links"] == {"self": f"/api/jobs/{job_id}"}

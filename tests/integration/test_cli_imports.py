@@ -11,9 +11,19 @@ from uuid import UUID
 import pytest
 from click.testing import CliRunner
 
+from infrastructure.settings import Settings
+from interfaces.bootstrap import bootstrap
 from interfaces.cli.main import cli
 from tests.integration.test_cli_batches import run_jobs
-from tests.integration.test_imports import CONTACTS, fix_failed_rows_csv
+from tests.integration.test_imports import (
+    CONTACTS,
+    FORMULA_NAMES,
+    contact_names,
+    fix_emails,
+    fix_failed_rows_csv,
+    formula_names_csv,
+    marked_names,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -69,6 +79,54 @@ def test_import_then_fix_the_failed_rows(run, data_dir: Path, tmp_path: Path):
     )
     assert "completed" in run("imports", "show", import_id)
     assert "no failed rows" in run("imports", "failed-rows", import_id)
+
+
+def test_the_fixed_failed_rows_csv_gives_back_the_values_typed(run, data_dir: Path, tmp_path: Path):
+    source = tmp_path / "people.csv"
+    source.write_text(formula_names_csv(), encoding="utf-8")
+    import_id = _id(run("import", "contacts", str(source)))
+    run_jobs(data_dir)
+    out = tmp_path / "failed.csv"
+    run("imports", "failed-rows", import_id, "-o", str(out))
+    download = out.read_text(encoding="utf-8-sig")
+    assert marked_names(download)[:4] == [
+        "'-Minus Sign",
+        "'+39 06 1234",
+        "'=not a formula",
+        "'@handle",
+    ]
+    out.write_text(fix_emails(download), encoding="utf-8")
+    assert "7 rows passed, 0 still fail" in run(
+        "imports", "retry-failed", import_id, "--file", str(out)
+    )
+    app = bootstrap(Settings(data_dir=data_dir))
+    try:
+        assert contact_names(app) == FORMULA_NAMES
+    finally:
+        app.close()
+
+
+def test_retry_failed_with_a_row_that_is_not_failing_retries_none(
+    run, data_dir: Path, tmp_path: Path
+):
+    source = tmp_path / "people.csv"
+    source.write_text(CONTACTS, encoding="utf-8")
+    import_id = _id(run("import", "contacts", str(source)))
+    run_jobs(data_dir)
+    out = tmp_path / "failed.csv"
+    run("imports", "failed-rows", import_id, "-o", str(out))
+    fixed = fix_failed_rows_csv(out.read_text(encoding="utf-8-sig")).splitlines()
+    only_row_3 = tmp_path / "row3.csv"
+    only_row_3.write_text("\n".join(fixed[:2]) + "\n", encoding="utf-8")
+    assert "1 rows passed, 0 still fail" in run(
+        "imports", "retry-failed", import_id, "--file", str(only_row_3)
+    )
+    every_row = tmp_path / "fixed.csv"
+    every_row.write_text("\n".join(fixed) + "\n", encoding="utf-8")
+    output = run("imports", "retry-failed", import_id, "--file", str(every_row), code=1)
+    assert "row 3 is not a failed row" in output
+    assert "nothing was retried" in output
+    assert "7 (3 succeeded, 4 failed)" in run("imports", "show", import_id)
 
 
 def test_import_wait_follows_a_worker_and_exits_by_outcome(run, data_dir: Path, tmp_path: Path):

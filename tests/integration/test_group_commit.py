@@ -45,7 +45,7 @@ def test_concurrent_saves_all_commit_in_fewer_transactions(chronicle: Chronicle)
     def work(chunk: list[Job]) -> None:
         barrier.wait()
         for job in chunk:
-            committer.save(job)
+            committer.save(*job.collect_events())
 
     threads = [threading.Thread(target=work, args=(jobs[i::8],)) for i in range(8)]
     for t in threads:
@@ -72,7 +72,7 @@ def test_conflict_in_a_shared_batch_fails_only_the_loser(chronicle: Chronicle):
     def save(agg: Job) -> None:
         barrier.wait()
         try:
-            committer.save(agg)
+            committer.save(*agg.collect_events())
         except IntegrityError as exc:
             errors.append(exc)
 

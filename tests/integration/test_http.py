@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -121,12 +121,14 @@ def test_dispatch_answers_201_and_the_job_is_readable_before_projection(
 def test_command_line_dispatch_with_queue_and_not_before(
     client: TestClient[Litestar], chronicle: Chronicle
 ):
+    # not_before follows delay_seconds' rule: at most 365 days ahead.
+    due = (datetime.now(UTC) + timedelta(days=300)).replace(microsecond=0)
     response = client.post(
         "/api/jobs",
         json={
             "command_line": "demo:sleep --seconds=0",
             "queue": "high",
-            "not_before": "2099-01-01T10:00:00+02:00",
+            "not_before": due.astimezone(timezone(timedelta(hours=2))).isoformat(),
             "max_attempts": 5,
             "timeout_seconds": 30,
         },
@@ -137,8 +139,8 @@ def test_command_line_dispatch_with_queue_and_not_before(
     project(chronicle)
     job = client.get(response.headers["location"]).json()
     assert early["timeline"][0]["details"] == job["timeline"][0]["details"]
-    assert job["timeline"][0]["details"]["not_before"] == "2099-01-01T08:00:00+00:00"
-    assert job["available_at"] == "2099-01-01T08:00:00Z"
+    assert job["timeline"][0]["details"]["not_before"] == due.isoformat()
+    assert job["available_at"] == due.isoformat().replace("+00:00", "Z")
     assert (job["delayed"], job["max_attempts"], job["timeout_seconds"]) == (True, 5, 30.0)
 
 
@@ -249,9 +251,12 @@ def test_cancel_waiting_job_now_and_running_job_by_request(
 def test_list_filters_and_cursor_pagination(client: TestClient[Litestar], chronicle: Chronicle):
     ids = [dispatch(client, command="demo:echo", arguments=[f"m{i}"]) for i in range(5)]
     high = dispatch(client, command="demo:noop", queue="high")
-    batch = chronicle.jobs.dispatch(DispatchRequest(command_line="demo:noop", batch_id="b-1"))
+    batch_id, schedule_id = uuid4(), uuid4()
+    batch = chronicle.jobs.dispatch(
+        DispatchRequest(command_line="demo:noop", batch_id=str(batch_id))
+    )
     scheduled = chronicle.jobs.dispatch(
-        DispatchRequest(command_line="demo:noop", schedule_id="s-1")
+        DispatchRequest(command_line="demo:noop", schedule_id=str(schedule_id))
     )
     project(chronicle)
     newest_first = [str(scheduled), str(batch), high, *reversed(ids)]
@@ -279,8 +284,11 @@ def test_list_filters_and_cursor_pagination(client: TestClient[Litestar], chroni
 
     assert ids_for(queue="high") == [high]
     assert ids_for(command="demo:echo") == list(reversed(ids))
-    assert ids_for(batch_id="b-1") == [str(batch)]
-    assert ids_for(schedule_id="s-1") == [str(scheduled)]
+    assert ids_for(batch_id=str(batch_id)) == [str(batch)]
+    # Ids in query strings are UUIDs, in any spelling UUID() reads.
+    assert ids_for(batch_id=str(batch_id).upper()) == [str(batch)]
+    assert ids_for(schedule_id=str(schedule_id)) == [str(scheduled)]
+    assert ids_for(schedule_id=str(uuid4())) == []
     assert ids_for(status="waiting", limit=500) == newest_first
     assert ids_for(status="ready") == newest_first
     assert ids_for(status="succeeded") == []
@@ -368,6 +376,14 @@ class Bad:
         return f"{self.method} {self.path} {str(self.body)[:40]} {self.headers or ''}"
 
 
+def nested(depth: int) -> list[Any]:
+    """A list nested `depth` levels deep."""
+    value: list[Any] = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 def malformed(field: str | None, message: str, body: Any) -> Bad:
     """A request body that does not decode into DispatchJob: Litestar's 400."""
     return Bad("POST", "/api/jobs", 400, "bad_request", field, message, body)
@@ -407,6 +423,20 @@ BAD_REQUESTS = [
     broken_rule("command", "required", {}),
     broken_rule("not_before", "timezone-aware", {**ECHO, "not_before": "2030-01-01T00:00:00"}),
     broken_rule("not_before", "out of range", {**ECHO, "not_before": "0001-01-01T00:00:00+01:00"}),
+    broken_rule("not_before", "at most 365 days", {**ECHO, "not_before": "9999-12-31T00:00:00Z"}),
+    broken_rule("not_before", "1 day in the past", {**ECHO, "not_before": "2001-01-01T00:00:00Z"}),
+    bad_command(
+        "options.times", "between 1 and 1000, got -5", {"command_line": "demo:echo x --times=-5"}
+    ),
+    bad_command(
+        "options.seconds", "between 0 and 86400", {"command_line": "demo:sleep --seconds=-1"}
+    ),
+    malformed(None, "the request body is empty: send a JSON object (DispatchJob", b""),
+    malformed(None, "contains a NUL character", {"command_line": "demo:echo 'a\u0000b'"}),
+    malformed(None, "contains a NUL character", {**ECHO, "options": {"x\u0000": 1}}),
+    malformed(
+        None, "nested deeper than 32 levels", {"command": "demo:echo", "arguments": nested(32)}
+    ),
     broken_rule("delay_seconds", "between 0", {**ECHO, "delay_seconds": -1}),
     broken_rule("delay_seconds", "between 0", {**ECHO, "delay_seconds": 1e300}),
     broken_rule("max_attempts", "between 1 and 100", {**ECHO, "max_attempts": 0}),
@@ -430,6 +460,12 @@ BAD_REQUESTS = [
     bad_query("/api/jobs/waiting?queue=x", 422, "queue", "choose one of"),
     bad_query("/api/jobs/failed?queue=x", 422, "queue", "choose one of"),
     bad_query("/api/jobs/failed?cursor=s1x", 422, "cursor", "invalid cursor"),
+    bad_query("/api/jobs?cursor=s%C2%B2", 422, "cursor", "invalid cursor"),
+    # PostgreSQL text cannot hold NUL: once a 500 (filters) or a stuck projection (bodies).
+    bad_query("/api/jobs?command=a%00b", 400, "command", "contains a NUL character"),
+    bad_query("/api/jobs/failed?error_type=%00", 400, "error_type", "NUL character"),
+    bad_query("/api/jobs?batch_id=xyz", 422, "batch_id", "'xyz' is not a batch id (a UUID)"),
+    bad_query("/api/jobs?schedule_id=b-1", 422, "schedule_id", "not a schedule id"),
     Bad("GET", "/api/nothing-here", 404, "not_found"),
     Bad("DELETE", "/api/jobs", 405, "method_not_allowed"),
 ]
@@ -449,6 +485,70 @@ def test_bad_input_gets_a_json_4xx(client: TestClient[Litestar], bad: Bad):
     assert payload["error"] == bad.error
     assert payload.get("field") == bad.field
     assert bad.message in payload["message"]
+
+
+def json_routes(client: TestClient[Litestar]) -> list[tuple[str, str]]:
+    """Every operation that takes a JSON body, with its path parameters filled in."""
+    schema = client.get("/schema/openapi.json").json()
+    routes = []
+    for path, item in schema["paths"].items():
+        for method, op in item.items():
+            if "application/json" in (op.get("requestBody") or {}).get("content", {}):
+                url = path.replace("{queue}", "high")
+                routes.append((method.upper(), re.sub(r"\{\w+\}", str(uuid4()), url)))
+    return routes
+
+
+@sqlite_only
+def test_every_json_route_refuses_bodies_nested_too_deep(client: TestClient[Litestar]):
+    # 1,000 levels made the JSON decoder raise RecursionError: a 500 on every JSON route.
+    routes = json_routes(client)
+    assert len(routes) >= 15
+    for depth in (1_000, 100_000):
+        body = "[" * depth + "]" * depth
+        for method, url in routes:
+            response = client.request(
+                method, url, content=body, headers={"content-type": "application/json"}
+            )
+            assert response.status_code == 400, (method, url, response.text)
+            assert response.json() == {
+                "error": "bad_request",
+                "message": "the JSON body is nested deeper than 32 levels of lists and objects",
+                "details": [
+                    {
+                        "key": "data",
+                        "message": "the JSON body is nested deeper than 32 levels of lists and "
+                        "objects",
+                    }
+                ],
+            }
+
+
+@sqlite_only
+def test_json_bodies_may_nest_32_levels(client: TestClient[Litestar]):
+    at_limit = client.post("/api/jobs", json={"command": "demo:echo", "arguments": nested(31)})
+    assert at_limit.status_code == 422  # past the depth check, refused by the command's types
+    assert "must be a string, got a list" in at_limit.json()["message"]
+    beyond = client.post("/api/jobs", json={"command": "demo:echo", "arguments": nested(32)})
+    assert beyond.status_code == 400
+    assert "nested deeper than 32 levels" in beyond.json()["message"]
+
+
+@sqlite_only
+def test_empty_body_says_what_is_expected(client: TestClient[Litestar]):
+    job_id = dispatch(client, command="demo:noop")
+    for url, body in [
+        ("/api/jobs", "DispatchJob"),
+        ("/api/schedules", "CreateSchedule"),
+        ("/api/batches", "CreateBatch"),
+        (f"/api/jobs/{job_id}/comments", "AddComment"),
+    ]:
+        response = client.post(url, headers={"content-type": "application/json"})
+        assert response.status_code == 400, response.text
+        assert response.json()["message"] == (
+            f"the request body is empty: send a JSON object ({body}, described at /schema) "
+            "with content-type application/json"
+        )
 
 
 @sqlite_only
@@ -625,9 +725,9 @@ def test_openapi_has_operation_ids_and_the_docs_page_is_offline(client: TestClie
         assert op["summary"]
         assert op["description"]
     dispatch_op = operations[("POST", "/api/jobs")]
-    assert set(dispatch_op["responses"]) >= {"201", "400", "422"}
+    assert set(dispatch_op["responses"]) >= {"200", "201", "400", "422"}
     headers = {p["name"] for p in dispatch_op["parameters"] if p["in"] == "header"}
-    assert headers == {"X-Chronicle-User", "X-Chronicle-Tenant"}
+    assert headers == {"X-Chronicle-User", "X-Chronicle-Tenant", "Idempotency-Key"}
     assert schema["info"]["title"] == "Chronicle"
 
     page = client.get("/schema")
@@ -640,3 +740,77 @@ def test_openapi_has_operation_ids_and_the_docs_page_is_offline(client: TestClie
     # Nothing to fetch from elsewhere: no script, no external stylesheet, image or font.
     assert "<script" not in html
     assert not re.search(r"(src|href)\s*=\s*['\"]?(https?:)?//", html)
+    # Descriptions are Markdown: code spans are rendered, not shown with their backticks.
+    assert "`" not in html
+    assert "<code>X-Chronicle-Tenant</code>" in html
+
+
+@sqlite_only
+def test_openapi_states_the_rules_the_api_checks(client: TestClient[Litestar]):
+    schema = client.get("/schema/openapi.json").json()
+    queues = ["high", "default", "low"]
+    parameters = {
+        (method, path, p["name"]): p
+        for path, item in schema["paths"].items()
+        for method, op in item.items()
+        for p in op.get("parameters", [])
+    }
+    for (method, path, name), parameter in parameters.items():
+        where = f"{method} {path} {name}"
+        if name.endswith("_id"):
+            assert parameter["schema"]["format"] == "uuid", where
+        types = [parameter["schema"].get("type")]
+        types += [v.get("type") for v in parameter["schema"].get("oneOf", [])]
+        if "integer" in types:
+            assert {"minimum", "maximum"} <= parameter["schema"].keys(), where
+        if name == "queue":
+            assert parameter["schema"]["enum"] == queues, where
+        if name == "cursor":
+            assert parameter["schema"]["pattern"] == "^s[0-9]{1,18}$", where
+    assert parameters[("get", "/api/jobs", "status")]["schema"]["enum"] == [
+        "waiting",
+        "running",
+        "succeeded",
+        "failed",
+        "cancelled",
+        "delayed",
+        "ready",
+    ]
+    assert (
+        parameters[("get", "/api/imports/{import_id}/failed-rows", "after")]["schema"]["maximum"]
+        == 2**31 - 1
+    )
+    tenant = parameters[("get", "/api/queues", "X-Chronicle-Tenant")]["schema"]
+    assert tenant["pattern"] == "^[a-z0-9][a-z0-9_-]{0,62}$"
+
+    bodies = schema["components"]["schemas"]
+    dispatch_job = bodies["DispatchJob"]["properties"]
+    assert dispatch_job["queue"]["enum"] == queues
+    assert (dispatch_job["max_attempts"]["minimum"], dispatch_job["max_attempts"]["maximum"]) == (
+        1,
+        100,
+    )
+    assert dispatch_job["delay_seconds"]["maximum"] == 365 * 86400
+    assert bodies["JobItem"]["properties"]["batch_id"]["format"] == "uuid"
+    assert bodies["JobItem"]["properties"]["status"]["enum"] == [
+        "waiting",
+        "running",
+        "succeeded",
+        "failed",
+        "cancelled",
+    ]
+    timezones = bodies["CreateSchedule"]["properties"]["timezone"]["enum"]
+    assert "Europe/Rome" in timezones
+    assert not {"localtime", "posixrules", "Factory"} & set(timezones)
+    assert bodies["CreateSchedule"]["properties"]["missed_runs"]["enum"] == ["skip", "run_once"]
+    assert bodies["AddComment"]["properties"]["text"]["maxLength"] == 10_000
+
+    # Each route's 404 and 409 name its own resource.
+    resources = {"jobs": "job", "schedules": "schedule", "batches": "batch", "queues": "queue"}
+    resources |= {"imports": "import", "exports": "export"}
+    for path, item in schema["paths"].items():
+        for op in item.values():
+            for code in ("404", "409"):
+                if code in op["responses"]:
+                    resource = resources[path.split("/")[2]]
+                    assert f" {resource} " in op["responses"][code]["description"], (path, code)

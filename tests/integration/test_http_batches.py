@@ -111,6 +111,29 @@ def test_create_then_follow_a_batch_to_its_end(client: TestClient[Litestar], h: 
     assert client.get("/api/batches").json()["items"] == []
 
 
+def test_jobs_may_be_plain_command_lines(client: TestClient[Litestar], h: Harness):
+    """As the README says: jobs are command lines, or commands with arguments and options."""
+    body = create(
+        client,
+        name="mixed",
+        jobs=["demo:echo one", {"command": "demo:echo", "arguments": ["two"]}, "demo:noop"],
+    )
+    assert body["total"] == 3
+    added = client.post(f"/api/batches/{body['id']}/jobs", json={"jobs": ["demo:echo three"]})
+    assert added.status_code == 201, added.text
+    h.follow()
+    jobs = client.get(body["links"]["jobs"]).json()["items"]
+    assert sorted(job["command_line"] for job in jobs) == [
+        "demo:echo one",
+        "demo:echo three",
+        "demo:echo two",
+        "demo:noop",
+    ]
+    bad = client.post("/api/batches", json={"name": "x", "jobs": ["demo:noop", "demo:echo"]})
+    assert (bad.status_code, bad.json()["field"]) == (422, "jobs[1].arguments.message")
+    assert client.post("/api/batches", json={"name": "x", "jobs": [5]}).status_code == 400
+
+
 def test_list_pages_newest_first(client: TestClient[Litestar], h: Harness):
     ids = [
         create(client, name=f"b{i}", jobs=[{"command_line": "demo:noop"}])["id"] for i in range(3)

@@ -8,6 +8,7 @@ import dataclasses
 import io
 from collections.abc import Iterator
 from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 from litestar import Litestar
@@ -15,7 +16,15 @@ from litestar.testing import TestClient
 
 from interfaces.bootstrap import Chronicle
 from interfaces.http import create_app
-from tests.integration.test_imports import CONTACTS, fix_failed_rows_csv
+from tests.integration.test_imports import (
+    CONTACTS,
+    FORMULA_NAMES,
+    contact_names,
+    fix_emails,
+    fix_failed_rows_csv,
+    formula_names_csv,
+    marked_names,
+)
 from tests.integration.test_pipeline import project, run_all
 from tests.unit.fakes import FakeQueue
 
@@ -197,7 +206,7 @@ def test_retry_is_refused_while_running_and_for_unknown_rows(
     run_all(chronicle, queue)
     response = client.post(f"{path}/retry-failed", json={"rows": [2]})
     assert response.status_code == 422
-    assert "rows 2 are not failing rows" in response.json()["message"]
+    assert "row 2 is not a failed row" in response.json()["message"]
     response = client.post(
         f"{path}/retry-failed", json={"corrections": {"3": {"mail": "x@example.com"}}}
     )
@@ -223,3 +232,130 @@ def test_cancel_an_import_then_it_ends_failed_saying_who(
     again = client.post(f"{path}/cancel", json={}, headers=ACME)
     assert again.status_code == 409
     assert "only a processing import can be cancelled" in again.json()["message"]
+
+
+def test_the_failed_rows_csv_round_trip_gives_back_the_values_typed(
+    client: TestClient[Litestar], chronicle: Chronicle, queue: FakeQueue
+):
+    first = upload(client, formula_names_csv()).json()
+    run_all(chronicle, queue)
+    project(chronicle)
+    download = client.get(first["links"]["failed_rows_csv"]).content.decode("utf-8-sig")
+    # The download keeps a spreadsheet from running them; the `'` is only a mark.
+    assert marked_names(download) == [
+        "'-Minus Sign",
+        "'+39 06 1234",
+        "'=not a formula",
+        "'@handle",
+        "'Tis the season",
+        "'quoted'",
+        "''=doubled",
+    ]
+    second = upload(client, fix_emails(download), name="fixed.csv").json()
+    run_all(chronicle, queue)
+    project(chronicle)
+    detail = client.get(second["links"]["self"]).json()
+    assert (detail["status"], detail["succeeded"]) == ("completed", len(FORMULA_NAMES))
+    assert contact_names(chronicle) == FORMULA_NAMES
+
+
+def test_retrying_rows_that_are_not_failing_is_a_422_naming_them_and_retries_none(
+    client: TestClient[Litestar], chronicle: Chronicle, queue: FakeQueue
+):
+    path = upload(client, CONTACTS).json()["links"]["self"]
+    run_all(chronicle, queue)
+    fixed = client.post(
+        f"{path}/retry-failed", json={"corrections": {"3": {"email": "bob@example.com"}}}
+    )
+    assert fixed.json()["passed"] == [3]
+    for body, named in [
+        ({"rows": [3, 4]}, "row 3 is"),  # passed in the retry above
+        ({"corrections": {"2": {"age": "1"}, "4": {"age": "20"}}}, "row 2 is"),  # never failed
+        ({"corrections": {"4": {"age": "20"}, "99": {"age": "1"}}}, "row 99 is"),  # no such row
+    ]:
+        response = client.post(f"{path}/retry-failed", json=body)
+        assert response.status_code == 422, response.text
+        assert f"{named} not a failed row" in response.json()["message"]
+        assert "nothing was retried" in response.json()["message"]
+    assert client.get(path).json()["failed"] == 4
+
+
+def test_cancel_takes_no_body_an_empty_body_or_a_reason(
+    client: TestClient[Litestar], chronicle: Chronicle
+):
+    requests: list[dict[str, Any]] = [
+        {},
+        {"content": b"", "headers": {"Content-Type": "application/json"}},
+        {"json": {}},
+        {"json": {"reason": "wrong file"}},
+    ]
+    for request in requests:
+        path = upload(client, CONTACTS).json()["links"]["self"]
+        response = client.post(f"{path}/cancel", **request)
+        assert response.status_code == 202, (request, response.text)
+    chronicle.runners["system_jobs"].catch_up()
+    failure = chronicle.imports.get(UUID(path.rsplit("/", 1)[1])).failure
+    assert failure is not None
+    assert failure.endswith("cancelled by api: wrong file")
+    wrong = client.post(f"{path}/cancel", json={"reasons": "x"})
+    assert wrong.status_code == 400, wrong.text
+
+
+def test_the_failed_rows_csv_is_text_csv_in_its_header_and_the_openapi_document(
+    client: TestClient[Litestar], chronicle: Chronicle, queue: FakeQueue
+):
+    started = upload(client, CONTACTS).json()
+    run_all(chronicle, queue)
+    project(chronicle)
+    download = client.get(started["links"]["failed_rows_csv"])
+    assert download.headers["content-type"] == "text/csv; charset=utf-8"
+    schema = client.get("/schema/openapi.json").json()
+    operation = schema["paths"]["/api/imports/{import_id}/failed-rows.csv"]["get"]
+    assert operation["responses"]["200"]["content"] == {"text/csv": {"schema": {"type": "string"}}}
+
+
+def test_an_id_that_is_not_a_uuid_is_named_with_its_article(client: TestClient[Litestar]):
+    response = client.get("/api/imports/not-a-uuid")
+    assert response.status_code == 422
+    assert "'not-a-uuid' is not an import id (a UUID)" in response.json()["message"]
+
+
+def test_corrections_are_keyed_by_the_files_own_column_names(
+    client: TestClient[Litestar], chronicle: Chronicle, queue: FakeQueue
+):
+    text = "name,E-mail\nAda,ada@example.com\nBob,not-an-email\n"
+    path = upload(client, text, mapping="E-mail=email").json()["links"]["self"]
+    run_all(chronicle, queue)
+    by_importer_column = client.post(
+        f"{path}/retry-failed", json={"corrections": {"3": {"email": "bob@example.com"}}}
+    )
+    assert by_importer_column.status_code == 422
+    assert (
+        "columns the file does not have: email (its columns: name, E-mail)"
+        in (by_importer_column.json()["message"])
+    )
+    by_csv_column = client.post(
+        f"{path}/retry-failed", json={"corrections": {"3": {"E-mail": "bob@example.com"}}}
+    )
+    assert by_csv_column.status_code == 200, by_csv_column.text
+    assert by_csv_column.json()["passed"] == [3]
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+def test_out_of_range_numbers_and_deep_json_fields_are_4xx(client: TestClient[Litestar]):
+    # Once a 500 (OverflowError): every integer parameter has bounds, stated in the schema.
+    response = client.get(f"/api/imports/{uuid4()}/failed-rows", params={"after": 2**63})
+    assert (response.status_code, response.json()["field"]) == (400, "after")
+    assert "<= 2147483647" in response.json()["message"]
+    # Once a 500 (RecursionError): JSON in form fields has the JSON bodies' depth limit.
+    deep = "[" * 100_000 + "]" * 100_000
+    for field in ("options", "mapping"):
+        response = upload(
+            client, "name,email\nAda,ada@example.com\n", **{field: '{"a": ' + deep + "}"}
+        )
+        assert response.status_code == 422, response.text
+        assert response.json() == {
+            "error": "validation_error",
+            "message": f"{field} is nested deeper than 32 levels of lists and objects",
+            "field": field,
+        }

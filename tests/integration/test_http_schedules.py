@@ -564,6 +564,12 @@ BAD_REQUESTS = [
     rule("expression", "either expression or helpers", expression="0 * * * *", helpers=DAILY_13),
     rule("timezone", "unknown timezone 'Mars/Olympus'", timezone="Mars/Olympus", **HOURLY),
     rule("timezone", "unknown timezone", timezone="../etc/passwd", **HOURLY),
+    # Names in the zone database that are no place.
+    rule("timezone", "unknown timezone 'localtime'", timezone="localtime", **HOURLY),
+    rule("timezone", "unknown timezone 'posixrules'", timezone="posixrules", **HOURLY),
+    rule("timezone", "unknown timezone 'Factory'", timezone="Factory", **HOURLY),
+    rule("timezone", "(did you mean 'Europe/Rome'?)", timezone="europe/rome", **HOURLY),
+    rule("timezone", "(did you mean 'America/New_York'?)", timezone="America/NewYork", **HOURLY),
     rule("name", "1 to 200", name=" ", **HOURLY),
     rule("queue", "high, default, low", queue="urgent", **HOURLY),
     rule("max_attempts", "between 1 and 100", max_attempts=0, **HOURLY),
@@ -621,6 +627,24 @@ BAD_REQUESTS = [
         {"helpers": [{"name": "sometimes"}]},
     ),
     Bad("POST", "/api/frequencies/preview", 422, "validation_error", "expression", "either", {}),
+    Bad(
+        "POST",
+        "/api/frequencies/preview",
+        422,
+        "validation_error",
+        "timezone",
+        "unknown timezone 'localtime'",
+        {**HOURLY, "timezone": "localtime"},
+    ),
+    Bad(
+        "PATCH",
+        f"/api/schedules/{MISSING}",
+        422,
+        "validation_error",
+        "timezone",
+        "unknown timezone 'Factory'",
+        {"timezone": "Factory"},
+    ),
     *(
         Bad(method, f"/api/schedules/{MISSING}{suffix}", 404, "not_found", None, "not found", body)
         for method, suffix, body in [

@@ -56,6 +56,54 @@ def fix_failed_rows_csv(text: str) -> str:
     return out.getvalue()
 
 
+#: Names a spreadsheet would run as formulas (the failed-rows CSV marks them with `'`) and names
+#: that merely start with `'`; every row fails on its email, so each goes round the failed-rows
+#: CSV. Rows 2 to 8.
+FORMULA_NAMES = [
+    "-Minus Sign",
+    "+39 06 1234",
+    "=not a formula",
+    "@handle",
+    "'Tis the season",
+    "'quoted'",
+    "''=doubled",
+]
+
+
+def formula_names_csv() -> str:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["name", "email"])
+    writer.writerows([name, "no-email"] for name in FORMULA_NAMES)
+    return out.getvalue()
+
+
+def fix_emails(text: str) -> str:
+    """The failed-rows CSV of `formula_names_csv()` with only its emails fixed, as a user would."""
+    rows = list(csv.DictReader(io.StringIO(text.removeprefix("\ufeff"))))
+    for row in rows:
+        row["email"] = f"p{row['row']}@example.com"
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def marked_names(text: str) -> list[str]:
+    """The names in a failed-rows CSV, as written."""
+    return [row["name"] for row in csv.DictReader(io.StringIO(text.removeprefix("\ufeff")))]
+
+
+def contact_names(app: Chronicle) -> list[str]:
+    """The contacts' names by row (their email is p{row}@example.com)."""
+    with app.db.transaction() as s:
+        stored = {
+            row["email"]: row["name"] for row in s.fetchall("SELECT name, email FROM contacts")
+        }
+    return [stored.get(f"p{row}@example.com", "") for row in range(2, 2 + len(FORMULA_NAMES))]
+
+
 def start(app: Chronicle, text: str, **fields: object) -> UUID:
     request = ImportRequest(importer="contacts", file_name="contacts.csv", by="ops", **fields)  # type: ignore[arg-type]
     return app.imports.start(request, io.BytesIO(text.encode())).id
@@ -123,6 +171,33 @@ def test_failed_rows_pass_once_corrected(chronicle: Chronicle):
     assert (row.status, row.succeeded, row.failed) == (ImportStatus.COMPLETED, 7, 0)
     assert chronicle.import_queries.failed_rows("default", import_id, limit=10) == []
     assert SqlContactStore(chronicle.db).count() == 7
+
+
+def test_rows_or_corrections_that_are_not_failing_rows_retry_nothing(chronicle: Chronicle):
+    queue = FakeQueue()
+    chronicle.add_outbox(queue)
+    import_id = start(chronicle, CONTACTS)
+    run_all(chronicle, queue)
+    fixed = chronicle.imports.retry_failed(
+        import_id, tenant="default", by="ops", corrections={3: {"email": "bob@example.com"}}
+    )
+    assert fixed.passed == [3]
+    before = chronicle.imports.get(import_id)
+    attempts: list[tuple[dict[int, dict[str, str]] | None, list[int] | None, str]] = [
+        ({2: {"age": "1"}, 4: {"age": "20"}}, None, "row 2 is not a failed row"),  # never failed
+        ({3: {"age": "1"}, 4: {"age": "20"}}, None, "row 3 is not a failed row"),  # passed
+        (None, [3, 4, 99], "rows 3, 99 are not failed rows"),
+        ({4: {"age": "20"}, 99: {"age": "1"}}, [4], "row 99 is not a failed row"),
+    ]
+    for corrections, rows, named in attempts:
+        with pytest.raises(ValidationError) as caught:
+            chronicle.imports.retry_failed(
+                import_id, tenant="default", by="ops", corrections=corrections, rows=rows
+            )
+        assert f"{named} of import {import_id}" in str(caught.value)
+        assert "nothing was retried" in str(caught.value)
+    after = chronicle.imports.get(import_id)
+    assert (after.version, after.failed, sorted(after.failing)) == (before.version, 4, [4, 5, 6, 7])
 
 
 def test_a_file_without_required_columns_fails_and_says_which(chronicle: Chronicle):

@@ -54,9 +54,9 @@ def running(any_broker: ChronicleBroker, tmp_path: Path) -> Iterator[Running]:
     queue = DramatiqJobQueue(any_broker)
     app.add_outbox(queue)
     threads = RunnerThreads(list(app.runners.values())).start()
-    heartbeat = app.heartbeat()
     pauses = app.pause_watcher()
-    executor = app.executor(queue, paused=pauses.is_paused)
+    executor = app.executor(queue, pauses=pauses)
+    heartbeat = app.heartbeat(executor, pauses)
     handled: list[UUID] = []
 
     def handle(job_id: str) -> None:
@@ -123,6 +123,21 @@ def test_paused_queue_waits_while_others_run_then_runs_on_resume(running: Runnin
     app.queue_control.resume(tenant="default", queue="default", by="ops")
     wait_for(lambda: statuses(app, held) == {"succeeded"})
     assert waiting(app, "default") == 0
+
+
+def test_a_pause_once_held_lets_no_job_of_the_queue_start(running: Running):
+    """The pause is answered once the worker acts on it: a job dispatched right after never
+    starts, even though the projector has not projected the pause yet."""
+    app = running.app
+    for queue in ("low", "default", "high"):
+        app.queue_control.pause(tenant="default", queue=queue, by="ops")
+        assert app.queue_control.wait_until_held(app.log.head(), timeout=10) == []
+        held = dispatch(app, queue, 2)
+        time.sleep(HOLD_SECONDS / 2)
+        events = [type(e).__name__ for job_id in held for e in app.events.events.get(job_id)]
+        assert "Started" not in events, f"a job of paused {queue} started"
+        app.queue_control.resume(tenant="default", queue=queue, by="ops")
+        wait_for(lambda held=held: statuses(app, held) == {"succeeded"})
 
 
 def test_maintenance_pause_stops_every_queue_until_lifted(running: Running):

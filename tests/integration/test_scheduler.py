@@ -14,6 +14,8 @@ from application.commands import CommandRegistry
 from application.schedules import ScheduleRequest
 from domain.schedule import SkippedTick, TriggeredTick
 from interfaces.bootstrap import Chronicle, bootstrap
+from interfaces.cli.schedules import _fmt_late
+from interfaces.http.schemas import run_item
 from tests.integration.conftest import make_settings
 from tests.unit.fakes import FakeClock, FakeQueue
 
@@ -288,3 +290,137 @@ def test_daily_time_inside_the_gap_runs_once_right_after_it(app: Chronicle, cloc
     [tick] = ticks(app)
     assert isinstance(tick, TriggeredTick.Triggered)
     assert tick.dst == "shifted_after_gap"
+
+
+# -- late, not missed: a scheduler that was running at a tick's due time fires it late --------
+
+
+def test_a_stalled_scheduler_fires_its_overdue_ticks_late(app: Chronicle, clock: FakeClock):
+    """Starved of CPU, paused or waiting on a slow commit for over three minutes: the
+    scheduler was running all along, so every tick it is late for fires, late."""
+    every_minute(app)
+    project(app)
+    scheduler = app.scheduler()
+    scheduler.load()
+    clock.current = datetime(2026, 6, 1, 12, 3, 10, tzinfo=UTC)
+    assert scheduler.fire_due() == 3
+    recorded = ticks(app)
+    assert all(isinstance(t, TriggeredTick.Triggered) for t in recorded), recorded
+    assert [t.due_at.strftime("%H:%M") for t in recorded] == ["12:01", "12:02", "12:03"]
+    assert [t.at for t in recorded] == [clock.current] * 3
+
+
+def test_ticks_due_while_the_scheduler_loads_fire_late(app: Chronicle, clock: FakeClock):
+    """The process started at 12:00:00.5; loading took until 12:01:30. The 12:01 tick fell
+    due while it ran (loading): it fires 30 s late instead of counting as missed."""
+    every_minute(app)
+    project(app)
+    scheduler = app.scheduler()  # the process starts
+    clock.current = datetime(2026, 6, 1, 12, 1, 30, tzinfo=UTC)
+    scheduler.load()
+    scheduler.fire_due()
+    [tick] = ticks(app)
+    assert isinstance(tick, TriggeredTick.Triggered)
+    assert tick.due_at == datetime(2026, 6, 1, 12, 1, tzinfo=UTC)
+
+
+def test_a_scheduler_starting_while_another_is_stalled_fires_its_ticks_late(
+    app: Chronicle, clock: FakeClock
+):
+    """A runs from 12:00:00.5 and stalls; its presence is refreshed (by its own thread)
+    until 12:03:09. B starts at 12:03:10: A was alive at 12:01, 12:02 and 12:03, so B fires
+    those ticks late; A, once it moves again, finds them done."""
+    every_minute(app)
+    project(app)
+    first = app.scheduler("a")
+    first.beat()
+    first.load()
+    clock.current = datetime(2026, 6, 1, 12, 3, 9, tzinfo=UTC)
+    first.beat()
+    clock.current = datetime(2026, 6, 1, 12, 3, 10, tzinfo=UTC)
+    second = app.scheduler("b")
+    second.load()
+    assert second.fire_due() == 3
+    recorded = ticks(app)
+    assert all(isinstance(t, TriggeredTick.Triggered) for t in recorded), recorded
+    assert {t.by for t in recorded} == {"b"}
+    assert first.fire_due() == 3
+    assert len(ticks(app)) == 3
+    assert first.stats.lost_races == 3
+
+
+def test_only_ticks_due_while_no_scheduler_ran_are_missed(app: Chronicle, clock: FakeClock):
+    """A ran from 12:00:00.5 until 12:02:20 (its last sign of life), then nothing ran until
+    B started at 12:05:10. 12:01 and 12:02 fell due while A ran: late. 12:03 to 12:05 fell
+    due while none ran: missed."""
+    every_minute(app)
+    project(app)
+    first = app.scheduler("a")
+    first.beat()
+    first.load()
+    clock.current = datetime(2026, 6, 1, 12, 0, 50, tzinfo=UTC)
+    first.fire_due()
+    clock.current = datetime(2026, 6, 1, 12, 2, 20, tzinfo=UTC)
+    first.beat()  # its loop was stuck: it never fired 12:01 or 12:02, and then it died
+    clock.current = datetime(2026, 6, 1, 12, 5, 10, tzinfo=UTC)
+    second = app.scheduler("b")
+    second.load()
+    second.fire_due()
+    recorded = sorted(ticks(app), key=lambda t: t.due_at)
+    assert [
+        (t.due_at.strftime("%H:%M"), getattr(t, "reason", "triggered"), getattr(t, "count", 1))
+        for t in recorded
+    ] == [
+        ("12:01", "triggered", 1),
+        ("12:02", "triggered", 1),
+        ("12:03", "missed", 1),
+        ("12:04", "missed", 1),
+        ("12:05", "missed", 1),
+    ]
+    assert second.next_due() == datetime(2026, 6, 1, 12, 6, tzinfo=UTC)
+
+
+def test_a_scheduler_that_stopped_leaves_a_gap_whose_ticks_are_missed(
+    app: Chronicle, clock: FakeClock
+):
+    """A deploy gap: the old scheduler's presence ended at 12:00:30, the new one starts at
+    12:10:10; the ten ticks in between are missed even though a scheduler ran before."""
+    every_minute(app)
+    project(app)
+    old = app.scheduler("old")
+    old.beat()
+    old.load()
+    clock.current = datetime(2026, 6, 1, 12, 0, 30, tzinfo=UTC)
+    old.beat()
+    clock.current = datetime(2026, 6, 1, 12, 10, 10, tzinfo=UTC)
+    new = app.scheduler("new")
+    new.load()
+    new.fire_due()
+    recorded = ticks(app)
+    assert all(isinstance(t, SkippedTick.Skipped) for t in recorded)
+    assert sum(t.count for t in recorded) == 10
+    assert {t.reason for t in recorded} == {"missed"}
+
+
+def test_run_history_shows_how_late_each_tick_fired(app: Chronicle, clock: FakeClock):
+    schedule_id = every_minute(app)
+    project(app)
+    scheduler = app.scheduler()
+    scheduler.load()
+    clock.current = datetime(2026, 6, 1, 12, 1, 0, 10_000, tzinfo=UTC)
+    scheduler.fire_due()
+    clock.current = datetime(2026, 6, 1, 12, 3, 4, 500_000, tzinfo=UTC)  # stalled
+    scheduler.fire_due()
+    app.schedules.run_now(schedule_id, tenant="default", by="op")
+    project(app)
+    runs, _ = app.schedule_queries.runs("default", schedule_id, limit=10, cursor=None)
+    assert [(r.due_at.strftime("%H:%M"), r.manual, r.late_ms) for r in runs] == [
+        ("12:03", True, None),
+        ("12:03", False, 4500.0),
+        ("12:02", False, 64_500.0),
+        ("12:01", False, 10.0),
+    ]
+    # The API and `chronicle schedules runs --json` show it as well.
+    items = [run_item(r) for r in runs]
+    assert [i.late_ms for i in items] == [None, 4500.0, 64_500.0, 10.0]
+    assert [_fmt_late(i.late_ms) for i in items] == ["-", "4.5 s", "1.1 min", "10 ms"]

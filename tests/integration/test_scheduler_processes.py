@@ -1,6 +1,11 @@
 """Three `chronicle scheduler` processes on one every-second schedule, on PostgreSQL: each due
 second is triggered exactly once, also after one scheduler is killed; an edit of the
-frequency is picked up within a second."""
+frequency is picked up within a second.
+
+No fixed sleeps: the test waits for what it needs (each scheduler saying it has loaded, the
+ticks of the seconds it watches), each with a deadline, so a slow machine makes it slower,
+not red.
+"""
 
 from __future__ import annotations
 
@@ -20,10 +25,56 @@ import pytest
 from application.schedules import ScheduleRequest
 from domain.schedule import SkippedTick, TriggeredTick
 from infrastructure.settings import load_settings
-from interfaces.bootstrap import bootstrap
+from interfaces.bootstrap import Chronicle, bootstrap
 from tests.conftest import POSTGRES_URL, require_service
+from tests.e2e.conftest import wait_until
 
 pytestmark = pytest.mark.integration
+
+#: Deadlines, generous: start-up took 7 s on a loaded CI machine.
+START_UP_SECONDS = 120.0
+TICKS_SECONDS = 60.0
+
+
+def all_loaded(procs: list[subprocess.Popen[bytes]], logs: list[Path]) -> bool:
+    """Whether every scheduler has logged `scheduler loaded`; raises if one has exited."""
+    for proc, log in zip(procs, logs, strict=True):
+        if proc.poll() is not None:
+            raise AssertionError(f"{log.name}: exited with {proc.returncode}")
+    return all('"event": "scheduler loaded"' in log.read_text(errors="replace") for log in logs)
+
+
+def triggered_dues(app: Chronicle) -> set[datetime]:
+    return {
+        e.event.due_at
+        for e in app.log.read(0, limit=1_000_000)
+        if isinstance(e.event, TriggeredTick.Triggered)
+    }
+
+
+def wait_for_tick(app: Chronicle, after: datetime, seconds: int) -> None:
+    """Wait until the tick of the whole second `seconds` after `after` has been triggered."""
+    due = after.replace(microsecond=0) + timedelta(seconds=seconds)
+    wait_until(lambda: due in triggered_dues(app), TICKS_SECONDS, f"the tick of {due}")
+
+
+def start_schedulers(
+    env: dict[str, str], logs: list[Path], procs: list[subprocess.Popen[bytes]]
+) -> float:
+    """Start one scheduler per log (into `procs`); return how long until all had loaded."""
+    spawned = time.monotonic()
+    for log in logs:
+        with log.open("wb") as out:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "interfaces.cli", "scheduler"],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    wait_until(lambda: all_loaded(procs, logs), START_UP_SECONDS, f"{len(logs)} schedulers loaded")
+    return time.monotonic() - spawned
 
 
 def test_three_schedulers_trigger_each_second_exactly_once(tmp_path: Path) -> None:
@@ -45,21 +96,12 @@ def test_three_schedulers_trigger_each_second_exactly_once(tmp_path: Path) -> No
                 helpers=[{"name": "everySecond", "args": []}],
             )
         )
-        for i in range(3):
-            log = (tmp_path / f"scheduler-{i}.log").open("wb")
-            procs.append(
-                subprocess.Popen(
-                    [sys.executable, "-m", "interfaces.cli", "scheduler"],
-                    env=env,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                )
-            )
-        time.sleep(3)  # start-up: connect, load
+        logs = [tmp_path / f"scheduler-{i}.log" for i in range(3)]
+        loaded_after = start_schedulers(env, logs, procs)
         start = datetime.now(UTC)
-        time.sleep(8)
+        wait_for_tick(app, start, 8)  # eight seconds of three schedulers racing for each tick
         procs[0].send_signal(signal.SIGKILL)  # one dies without a word
-        time.sleep(6)
+        wait_for_tick(app, datetime.now(UTC), 6)  # six more seconds with the two others
         edited_at = datetime.now(UTC)
         app.schedules.edit(
             schedule_id,
@@ -67,8 +109,19 @@ def test_three_schedulers_trigger_each_second_exactly_once(tmp_path: Path) -> No
             tenant="default",
             by="test",
         )
-        time.sleep(8)
+        # Two ticks of the new frequency (it takes a second at most to be seen).
+        wait_until(
+            lambda: (
+                len([d for d in triggered_dues(app) if d > edited_at + timedelta(seconds=1)]) >= 2
+            ),
+            TICKS_SECONDS,
+            "two ticks after the edit",
+        )
         end = datetime.now(UTC)
+    except BaseException:
+        for log in tmp_path.glob("scheduler-*.log"):
+            print(f"--- {log.name}\n{log.read_text(errors='replace')[-4000:]}")
+        raise
     finally:
         for proc in procs:
             if proc.poll() is None:
@@ -99,7 +152,9 @@ def test_three_schedulers_trigger_each_second_exactly_once(tmp_path: Path) -> No
         assert len(jobs) == len(triggered)
         print(
             f"\n{len(triggered)} ticks triggered by 3 schedulers (one killed),"
-            f" 0 duplicates, 0 missing"
+            f" 0 duplicates, 0 missing; all loaded {loaded_after:.1f} s after they were spawned,"
+            f" latest tick triggered {max(e.at - e.due_at for e in triggered).total_seconds():.1f}"
+            " s late"
         )
     finally:
         app.close()

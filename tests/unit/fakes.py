@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
+from application.builtin_commands import register_builtins
+from application.commands import CommandRegistry
+from application.event_log import ChronicleEvents
+
 
 class FakeClock:
     def __init__(self, start: datetime | None = None) -> None:
@@ -22,6 +26,8 @@ class FakeClock:
 @dataclass
 class FakeQueue:
     sent: list[tuple[UUID, str, float]] = field(default_factory=list)
+    #: What `ready_messages` answers per queue (None: the broker cannot tell).
+    ready: dict[str, int | None] = field(default_factory=dict)
 
     def enqueue(self, job_id: UUID, queue: str, *, delay_seconds: float = 0.0) -> None:
         self.sent.append((job_id, queue, delay_seconds))
@@ -32,6 +38,9 @@ class FakeQueue:
 
     def check(self) -> None:
         return None
+
+    def ready_messages(self, queue: str) -> int | None:
+        return self.ready.get(queue, 0)
 
     def take(self) -> list[tuple[UUID, str, float]]:
         sent, self.sent = self.sent, []
@@ -48,3 +57,15 @@ class NoTimeLimit:
 
     def limit(self, seconds: float | None) -> NoTimeLimit._Nothing:
         return NoTimeLimit._Nothing()
+
+
+def memory_events() -> ChronicleEvents:
+    """Chronicle's event store on eventsourcing's in-memory storage."""
+    return ChronicleEvents(env={"PERSISTENCE_MODULE": "eventsourcing.popo"})
+
+
+def demo_registry() -> CommandRegistry:
+    """A command registry with the built-in demo commands only."""
+    registry = CommandRegistry()
+    register_builtins(registry)
+    return registry

@@ -18,6 +18,7 @@ from application.commands import (
     Help,
     Option,
     ParsedCommand,
+    Range,
     Signature,
     command,
     default_registry,
@@ -159,6 +160,8 @@ def test_signature_to_dict_is_json_friendly(registry: CommandRegistry) -> None:
             "default": None,
             "help": "survey year",
             "choices": None,
+            "minimum": None,
+            "maximum": None,
         }
     ]
     assert data["options"][0] == {
@@ -167,6 +170,8 @@ def test_signature_to_dict_is_json_friendly(registry: CommandRegistry) -> None:
         "default": "csv",
         "help": "pdf or csv",
         "choices": ["pdf", "csv"],
+        "minimum": None,
+        "maximum": None,
         "flag": False,
     }
     assert data["options"][2]["name"] == "dry-run"
@@ -981,3 +986,72 @@ def test_integers_beyond_64_bits_are_refused() -> None:
         registry.validate("demo:echo", ["x"], {"times": 2**63})
     with pytest.raises(CommandLineError, match="must be an integer"):
         registry.parse("demo:echo x --times=" + "9" * 25)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("demo:echo hi --times=-5", "'--times' of demo:echo must be between 1 and 1000, got -5"),
+        ("demo:echo hi --times=0", "between 1 and 1000, got 0"),
+        ("demo:echo hi --times=1001", "between 1 and 1000, got 1001"),
+        ("demo:sleep --seconds=-1", "'--seconds' of demo:sleep must be between 0 and 86400"),
+        ("demo:sleep --seconds=86400.5", "between 0 and 86400, got 86400.5"),
+        ("demo:fail --times=-1", "'--times' of demo:fail must be between 0 and 100"),
+    ],
+)
+def test_builtins_refuse_values_out_of_their_range(
+    builtins: CommandRegistry, line: str, message: str
+) -> None:
+    with pytest.raises(CommandLineError, match=message) as raised:
+        builtins.parse(line)
+    assert raised.value.field is not None
+    assert raised.value.field.startswith("options.")
+    name, _, rest = line.partition(" ")
+    key, _, value = rest.split()[-1].removeprefix("--").partition("=")
+    arguments = ["hi"] if name == "demo:echo" else None
+    with pytest.raises(CommandLineError, match=message.partition(", got")[0]):
+        builtins.validate(name, arguments, {key: float(value) if "." in value else int(value)})
+
+
+def test_range_is_shown_in_the_signature(builtins: CommandRegistry) -> None:
+    times = builtins.get("demo:echo").signature.to_dict()["options"][1]
+    assert (times["name"], times["minimum"], times["maximum"]) == ("times", 1, 1000)
+
+
+def test_range_bounds_one_side_and_arguments() -> None:
+    reg = CommandRegistry()
+
+    @reg.command("app:take")
+    def take(
+        ctx: CommandContext,
+        count: Annotated[int, Range(minimum=1)],
+        *,
+        ratio: Annotated[float, Range(maximum=0.5)] = 0.1,
+    ) -> None:
+        """Take some."""
+
+    assert reg.validate("app:take", [10**9], {"ratio": -3}).arguments == {"count": 10**9}
+    with pytest.raises(CommandLineError, match="argument 'count' of app:take must be at least 1"):
+        reg.parse("app:take 0")
+    with pytest.raises(CommandLineError, match=r"'--ratio' of app:take must be at most 0\.5"):
+        reg.parse("app:take 1 --ratio=0.6")
+
+
+@pytest.mark.parametrize(
+    ("annotation", "default", "problem"),
+    [
+        (Annotated[str, Range(1, 2)], "a", "int and float only"),
+        (Annotated[int, Range(5, 1)], 5, "minimum is above its maximum"),
+        (Annotated[int, Range()], 1, "finite bounds"),
+        (Annotated[int, Range(1, 10)], 0, "outside its Range"),
+    ],
+)
+def test_bad_ranges_are_refused_at_registration(
+    annotation: Any, default: Any, problem: str
+) -> None:
+    def function(ctx: CommandContext, *, value: Any = default) -> None:
+        """Do it."""
+
+    function.__annotations__["value"] = annotation
+    with pytest.raises(TypeError, match=problem):
+        CommandRegistry().register("app:bad", function)

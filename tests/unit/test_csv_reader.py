@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import time
 import tracemalloc
@@ -9,7 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from application.csv_reader import CsvFileError, ParsedRow, read_rows
+from application.csv_reader import CsvFileError, ParsedRow, read_rows, split_values
+from application.exporters import FORMULA_PREFIXES, neutralise
 
 
 def parse(data: bytes, **options: object) -> tuple[list[str], str, list[ParsedRow]]:
@@ -245,3 +247,33 @@ def test_rows_after_a_malformed_one_still_parse():
         (3, ["4", "q\nr", "6"]),
         (5, ["7", '"z"', "9"]),
     ]
+
+
+@pytest.mark.parametrize("prefix", FORMULA_PREFIXES)
+def test_a_neutralised_value_reads_back_as_it_was_written(prefix: str):
+    """The `'` that formula neutralisation adds is not data: reading removes exactly it."""
+    typed = [f"{prefix}Minus Sign", "+39 06 1234", "=not a formula", "@handle"]
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["a", "b", "c", "d"])
+    writer.writerow([neutralise(value) for value in typed])
+    _, _, rows = parse(out.getvalue().encode())
+    assert [row.values for row in rows] == [typed]
+
+
+def test_only_an_apostrophe_before_a_neutralised_character_is_removed():
+    data = b"a,b,c,d,e,f\n'Tis,'quoted',it's,',''=x,' -1\n'-5,'@x,\"'\t\",\"'\r\",-5,'123\n"
+    assert rows_of(data) == [
+        (2, ["'Tis", "'quoted'", "it's", "'", "''=x", "' -1"], None),
+        (3, ["-5", "@x", "\t", "\r", "-5", "'123"], None),
+    ]
+
+
+def test_the_mark_is_removed_from_a_row_with_the_wrong_number_of_fields_too():
+    assert split_values("'-Minus,'+39,'Tis,x", ",") == ["-Minus", "+39", "'Tis", "x"]
+
+
+def test_the_mark_is_removed_from_column_names_too():
+    header, _, rows = parse(b"'=total,'Tis\n1,2\n")
+    assert header == ["=total", "'Tis"]
+    assert [row.values for row in rows] == [["1", "2"]]

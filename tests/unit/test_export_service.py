@@ -24,12 +24,12 @@ from application.exporters import (
 )
 from application.exports import (
     EXPORT_COMMAND,
-    ExportRetention,
     ExportService,
     WrittenFile,
     register_export_command,
 )
 from application.jobs import JobService
+from application.periodic import PeriodicTask
 from application.stopped_jobs import StoppedJobWatcher
 from application.views.exports import ExportRecord
 from domain.export import Export, ExportFormat, ExportStatus, export_job_id
@@ -415,7 +415,7 @@ def test_the_retention_thread_sweeps_until_stopped(h: Harness) -> None:
             calls.release()
             return 0
 
-    sweeper = ExportRetention(Counting(), interval=0.01).start()  # type: ignore[arg-type]
+    sweeper = PeriodicTask("export-retention", Counting().expire, interval=0.01).start()
     try:
         assert calls.acquire(timeout=2)
         assert calls.acquire(timeout=2)

@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from domain.job import Job, JobStatus, RetryPolicy
+from domain.job import MAX_LOST_ATTEMPTS, Job, JobStatus, RetryPolicy
 from domain.shared import InvalidTransitionError, ValidationError
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
@@ -176,3 +176,49 @@ def test_long_output_is_clipped():
     assert isinstance(succeeded, Job.Succeeded)
     assert len(succeeded.output) <= 64_000
     assert "characters cut" in succeeded.output
+
+
+def test_a_lost_attempt_is_not_counted_and_the_job_runs_again_at_once():
+    job = dispatch(max_attempts=1)
+    job.start(worker_id="w", at=T0)
+    job.collect_events()
+    job.lose_attempt(detail="worker w went silent", at=T0 + timedelta(seconds=40))
+    assert names(job) == ["AttemptFailed", "AttemptNotCounted", "RetryScheduled"]
+    assert job.status is JobStatus.WAITING
+    assert job.available_at == T0 + timedelta(seconds=40)
+    # Its only attempt was lost, not used: it gets to run (and fail) once more.
+    job.start(worker_id="w2", at=T0 + timedelta(seconds=41))
+    assert job.attempts == 2
+    job.fail(
+        error_type="RuntimeError",
+        message="boom",
+        traceback="",
+        output="",
+        duration_ms=1,
+        at=T0 + timedelta(seconds=42),
+        random_unit=0.5,
+    )
+    assert job.status is JobStatus.FAILED
+
+
+def test_a_job_that_keeps_losing_its_worker_is_dead_lettered():
+    job = dispatch(max_attempts=10)
+    for _ in range(MAX_LOST_ATTEMPTS - 1):
+        job.start(worker_id="w", at=T0)
+        job.lose_attempt(detail="lost", at=T0)
+        assert job.status is JobStatus.WAITING
+    job.start(worker_id="w", at=T0)
+    job.collect_events()
+    job.lose_attempt(detail="lost", at=T0)
+    assert job.status is JobStatus.FAILED
+    assert names(job) == ["AttemptFailed", "DeadLettered"]
+
+
+def test_a_lost_attempt_of_a_job_asked_to_cancel_ends_it_cancelled():
+    job = dispatch()
+    job.start(worker_id="w", at=T0)
+    job.cancel(by="op", reason="stop", at=T0)
+    job.lose_attempt(detail="lost", at=T0)
+    assert job.status is JobStatus.CANCELLED
+    with pytest.raises(InvalidTransitionError):
+        job.lose_attempt(detail="again", at=T0)

@@ -42,6 +42,7 @@ JOB_EVENTS = (
     Job.Started,
     Job.Succeeded,
     Job.AttemptFailed,
+    Job.AttemptNotCounted,
     Job.RetryScheduled,
     Job.DeadLettered,
     Job.CancellationRequested,

@@ -75,3 +75,7 @@ class QueuePausesQueries(Protocol):
     def waiting(self) -> set[tuple[str, str]]:
         """(tenant, queue) pairs that have waiting jobs, from the jobs read model's counts."""
         ...
+
+    def position(self) -> int:
+        """The log position the pauses read model has reached."""
+        ...

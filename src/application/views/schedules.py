@@ -207,6 +207,10 @@ class ScheduleRunsProjection:
                         "tenant": event.tenant,
                         "due_at": event.due_at,
                         "triggered_at": event.at,
+                        # A run-now is due when asked: how late only means something for ticks.
+                        "late_ms": None
+                        if event.manual
+                        else (event.at - event.due_at).total_seconds() * 1000,
                         "manual": event.manual,
                         "job_id": event.job_id,
                         "status": "waiting",
@@ -288,6 +292,7 @@ class RunRow:
     schedule_id: UUID
     due_at: datetime
     triggered_at: datetime | None
+    late_ms: float | None  # triggered_at - due_at, for scheduled ticks that ran
     manual: bool
     job_id: UUID | None
     status: str

@@ -96,6 +96,10 @@ def batches() -> None:
 @click.option("--finally", "finally_", help="Command line run once every job has finished.")
 @click.option("--queue", type=click.Choice(QUEUES), default="default", show_default=True)
 @click.option("--max-attempts", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option(
+    "--idempotency-key",
+    help="Run again with the same key (and arguments), create nothing and print the first id.",
+)
 def batches_create(
     name: str,
     command_lines: tuple[str, ...],
@@ -105,6 +109,7 @@ def batches_create(
     finally_: str | None,
     queue: str,
     max_attempts: int,
+    idempotency_key: str | None,
 ) -> None:
     """Create a batch NAME of one job per COMMAND_LINE, and print its id.
 
@@ -127,7 +132,8 @@ def batches_create(
                 finally_=finally_,
                 tenant=DEFAULT_TENANT,
                 by=_by(),
-            )
+            ),
+            idempotency_key=idempotency_key,
         )
     click.echo(str(batch_id))
 

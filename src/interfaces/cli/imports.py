@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import getpass
-import io
 import json
 import sys
 import time
@@ -16,6 +14,7 @@ from uuid import UUID
 
 import click
 
+from application.csv_reader import CsvFileError, read_rows
 from application.importers import describe_errors
 from application.imports import ImportRequest, import_job_id
 from application.views.imports import ImportFilter
@@ -23,7 +22,13 @@ from domain.data_import import ImportStatus
 from domain.job import JobStatus
 from domain.shared import DEFAULT_TENANT, NotFoundError
 from interfaces.bootstrap import Chronicle
-from interfaces.http.imports import ImportView, aggregate_view, current_view, failed_rows_csv
+from interfaces.http.imports import (
+    ImportView,
+    aggregate_view,
+    current_view,
+    failed_rows_columns,
+    failed_rows_csv,
+)
 
 #: Seconds without a worker taking the import before `--wait` says what it is waiting for.
 NO_WORKER_HINT_AFTER = 10.0
@@ -282,21 +287,32 @@ def imports_failed_rows(import_id: str, output: Path | None, limit: int, tenant:
 
 
 def _corrections(path: Path, header: list[str]) -> dict[int, dict[str, str]]:
-    """Corrected rows from a CSV shaped like the failed-rows download (a `row` column)."""
-    text = path.read_text(encoding="utf-8-sig")
-    reader = csv.DictReader(io.StringIO(text))
-    fields = reader.fieldnames or []
-    row_column = next((name for name in ("row", "_row") if name in fields), None)
-    if row_column is None:
-        raise click.ClickException(
-            f"{path} has no 'row' column: use the file `imports failed-rows -o` wrote"
-        )
-    corrections: dict[int, dict[str, str]] = {}
-    for line in reader:
-        number = (line.get(row_column) or "").strip()
-        if not number.isdigit():
-            raise click.ClickException(f"{path}: {number!r} in column {row_column!r} is no row")
-        corrections[int(number)] = {name: line.get(name) or "" for name in header if name in line}
+    """Corrected rows from a CSV shaped like the failed-rows download (a `row` column).
+
+    It is read as an upload is (`read_rows`), so the `'` the download puts before `-`, `+`,
+    `=` or `@` is removed the same way on both paths.
+    """
+    row_column, _ = failed_rows_columns(header)
+    with path.open("rb") as stream:
+        try:
+            csv_file = read_rows(stream)
+        except CsvFileError as exc:
+            raise click.ClickException(f"{path}: {exc}") from None
+        if row_column not in csv_file.header:
+            raise click.ClickException(
+                f"{path} has no {row_column!r} column: use the file `imports failed-rows -o` wrote"
+            )
+        corrections: dict[int, dict[str, str]] = {}
+        for parsed in csv_file:
+            if parsed.values is None:
+                raise click.ClickException(f"{path}, line {parsed.number}: {parsed.error}")
+            line = dict(zip(csv_file.header, parsed.values, strict=True))
+            number = line[row_column].strip()
+            if not number.isdigit():
+                raise click.ClickException(
+                    f"{path}, line {parsed.number}: {number!r} in column {row_column!r} is no row"
+                )
+            corrections[int(number)] = {name: line[name] for name in header if name in line}
     return corrections
 
 

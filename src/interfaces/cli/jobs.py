@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import getpass
-import json
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from datetime import datetime
@@ -17,7 +16,7 @@ from application.views.jobs import FailedJobFilter, JobFilter, JobRow
 from domain.job import QUEUES, JobStatus
 from domain.shared import DEFAULT_TENANT
 from interfaces.bootstrap import Chronicle
-from interfaces.http.schemas import failed_job
+from interfaces.http.schemas import failed_job, job_item
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -103,7 +102,7 @@ def jobs() -> None:
 @click.option("--command")
 @click.option("--limit", type=click.IntRange(1, 500), default=20, show_default=True)
 @click.option("--cursor")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON lines.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines (as the API answers).")
 def jobs_list(
     status: str | None,
     queue: str | None,
@@ -115,15 +114,16 @@ def jobs_list(
     """List jobs, newest first."""
     with _open() as app:
         _catch_up(app)
+        now = app.clock.now()
         page = app.queries.list(
             JobFilter(tenant=DEFAULT_TENANT, status=status, queue=queue, command=command),
             limit=limit,
             cursor=cursor,
-            now=app.clock.now(),
+            now=now,
         )
     if as_json:
         for row in page.items:
-            click.echo(json.dumps(_row_dict(row), default=str))
+            click.echo(msgspec.json.encode(job_item(row, now)).decode())
     else:
         click.echo(f"{'id':<38}{'status':<11}{'queue':<9}{'att':>4}  {'dispatched':<20}command")
         for row in page.items:

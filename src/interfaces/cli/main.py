@@ -144,7 +144,7 @@ def projections() -> None:
 
 
 @projections.command("status")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines, one per projection.")
 def projections_status(as_json: bool) -> None:
     """Position, head and lag of each projection."""
     with _chronicle(_settings()) as app:
@@ -160,7 +160,8 @@ def projections_status(as_json: bool) -> None:
             for name in (*PROJECTIONS, "batch_process", "system_jobs", "outbox")
         ]
     if as_json:
-        click.echo(json.dumps(rows))
+        for row in rows:
+            click.echo(json.dumps(row))
         return
     click.echo(f"{'projection':<16}{'position':>12}{'head':>12}{'lag':>10}")
     for row in rows:
@@ -198,24 +199,32 @@ def projections_rebuild(name: str | None) -> None:
 @click.option("--delay", "delay_seconds", type=click.FloatRange(min=0), default=0.0)
 @click.option("--max-attempts", type=click.IntRange(1, 100), default=3, show_default=True)
 @click.option("--timeout", "timeout_seconds", type=click.FloatRange(min=0, min_open=True))
+@click.option(
+    "--idempotency-key",
+    help="Run again with the same key (and arguments), dispatch nothing and print the first id.",
+)
 def dispatch(
     command_line: str,
     queue: str,
     delay_seconds: float,
     max_attempts: int,
     timeout_seconds: float | None,
+    idempotency_key: str | None,
 ) -> None:
     """Dispatch a job, e.g. chronicle dispatch "demo:echo hello --upper"."""
     with _chronicle(_settings()) as app:
-        job_id = app.jobs.dispatch(
-            DispatchRequest(
-                command_line=command_line,
-                queue=queue,
-                delay_seconds=delay_seconds,
-                max_attempts=max_attempts,
-                timeout_seconds=timeout_seconds,
-                requested_by=f"cli:{getpass.getuser()}",
-            )
+        [job_id] = app.jobs.dispatch_many(
+            [
+                DispatchRequest(
+                    command_line=command_line,
+                    queue=queue,
+                    delay_seconds=delay_seconds,
+                    max_attempts=max_attempts,
+                    timeout_seconds=timeout_seconds,
+                    requested_by=f"cli:{getpass.getuser()}",
+                )
+            ],
+            idempotency_key=idempotency_key,
         )
     click.echo(str(job_id))
 

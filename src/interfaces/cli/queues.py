@@ -110,7 +110,16 @@ def queues_pause(queue: str | None, reason: str) -> None:
     """
     with _open() as app:
         app.queue_control.pause(tenant=DEFAULT_TENANT, queue=queue, by=_by(), reason=reason)
+        # The answer waits until every live worker acts on the pause, as the API's does.
+        pending = app.queue_control.wait_until_held(app.log.head())
     click.echo(f"paused {queue}" if queue else "paused every queue (maintenance)")
+    if pending:
+        click.echo(
+            "not yet confirmed by worker(s) "
+            + ", ".join(pending)
+            + ": they may start one more job",
+            err=True,
+        )
 
 
 @queues.command("resume")

@@ -59,6 +59,17 @@ def _fmt_time(moment: datetime | None) -> str:
     return fmt(moment)
 
 
+def _fmt_late(late_ms: float | None) -> str:
+    """How late a tick fired: `-` when it did not (or ran by hand), else ms, s or min."""
+    if late_ms is None:
+        return "-"
+    if late_ms < 1000:
+        return f"{late_ms:.0f} ms"
+    if late_ms < 60_000:
+        return f"{late_ms / 1000:.1f} s"
+    return f"{late_ms / 60_000:.1f} min"
+
+
 def parse_every(values: tuple[str, ...]) -> list[dict[str, Any]]:
     """`--every` values as helper calls: `dailyAt:13:00` → name `dailyAt`, args `["13:00"]`."""
     helpers = []
@@ -325,13 +336,13 @@ def schedules_runs(schedule_id: UUID, limit: int, cursor: str | None, as_json: b
         for item in items:
             click.echo(msgspec.json.encode(item).decode())
     else:
-        click.echo(f"{'due':<20}{'status':<11}{'kind':<8}{'job':<38}detail")
+        click.echo(f"{'due':<20}{'late':<10}{'status':<11}{'kind':<8}{'job':<38}detail")
         for item in items:
             detail = (
                 f"{item.skip_reason}: {item.skip_detail}" if item.skip_reason else item.error or ""
             )
             click.echo(
-                f"{_fmt_time(item.due_at):<20}{item.status:<11}"
+                f"{_fmt_time(item.due_at):<20}{_fmt_late(item.late_ms):<10}{item.status:<11}"
                 f"{'manual' if item.manual else 'tick':<8}{item.job_id or '-'!s:<38}{detail}"
             )
     if next_cursor:

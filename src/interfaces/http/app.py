@@ -21,6 +21,7 @@ from interfaces.http.exports import ExportController, ExporterController
 from interfaces.http.frequencies import FrequencyController
 from interfaces.http.health import HealthController, Readiness
 from interfaces.http.imports import FORM_OVERHEAD_BYTES, ImportController
+from interfaces.http.inputs import ChronicleRequest, refuse_nul_in_query
 from interfaces.http.jobs import JobController
 from interfaces.http.queues import QueueController
 from interfaces.http.schedules import ScheduleController
@@ -123,4 +124,6 @@ def create_app(
         # reconfigure the standard library's logging on top of it.
         logging_config=None,
         request_max_body_size=MAX_BODY_BYTES,
+        request_class=ChronicleRequest,
+        before_request=refuse_nul_in_query,
     )

@@ -9,16 +9,17 @@ from uuid import UUID
 from litestar import Controller, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, PathParameter
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody
 
 from application.batches import BatchRequest
 from application.jobs import DispatchRequest
 from application.views.batches import BatchRow
 from domain.batch import Batch, CallbackKind
 from interfaces.bootstrap import Chronicle
-from interfaces.http.dependencies import Caller, parse_id
+from interfaces.http.dependencies import Caller, IdempotencyKeyHeader, parse_id
 from interfaces.http.errors import error_responses
-from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit
+from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit, id_path
 from interfaces.http.schemas import (
     AddBatchJobs,
     AddedBatchJobs,
@@ -36,16 +37,19 @@ from interfaces.http.schemas import (
     utc_or_none,
 )
 
-BatchId = Annotated[str, PathParameter(description="The batch's id (a UUID).")]
+BatchId = Annotated[str, id_path("batch")]
 
 
 def parse_batch_id(raw: str) -> UUID:
     return parse_id(raw, "batch")
 
 
-def _requests(jobs: list[DispatchJob]) -> list[DispatchRequest]:
+def _requests(jobs: list[DispatchJob | str]) -> list[DispatchRequest]:
+    """The jobs of a batch request: command lines, or objects as `POST /api/jobs` takes."""
     return [
-        DispatchRequest(
+        DispatchRequest(command_line=job)
+        if isinstance(job, str)
+        else DispatchRequest(
             command=job.command,
             arguments=job.arguments,
             options=job.options,
@@ -183,7 +187,8 @@ class BatchController(Controller):
             "a 422 whose `field` names it, e.g. `jobs[3].command_line`. `then` runs once when "
             "every job succeeded, `catch` once on the first failed job (which, without "
             "`allow_failures`, also cancels the batch and its pending jobs), `finally` once when "
-            "every job has finished or was cancelled."
+            "every job has finished or was cancelled. With an `Idempotency-Key`, a retry of the "
+            "same request answers 200 with the first batch."
         ),
         status_code=201,
         sync_to_thread=True,
@@ -192,7 +197,14 @@ class BatchController(Controller):
                 name="Location", description="The new batch's URL.", documentation_only=True
             )
         ],
-        responses=error_responses(400, 422),
+        responses={
+            200: ResponseSpec(
+                data_container=BatchView,
+                description="The batch an earlier request with this `Idempotency-Key` created.",
+                generate_examples=False,
+            ),
+            **error_responses(400, 413, 422),
+        },
     )
     def create(
         self,
@@ -200,21 +212,27 @@ class BatchController(Controller):
         data: JSONBody[CreateBatch],
         chronicle: NamedDependency[Chronicle],
         caller: NamedDependency[Caller],
+        idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[BatchView]:
-        batch_id = chronicle.batches.create(
-            BatchRequest(
-                name=data.name,
-                jobs=_requests(data.jobs),
-                allow_failures=data.allow_failures,
-                then=data.then,
-                catch=data.catch,
-                finally_=data.finally_,
-                tenant=caller.tenant,
-                by=caller.user,
-            )
+        request = BatchRequest(
+            name=data.name,
+            jobs=_requests(data.jobs),
+            allow_failures=data.allow_failures,
+            then=data.then,
+            catch=data.catch,
+            finally_=data.finally_,
+            tenant=caller.tenant,
+            by=caller.user,
         )
+        if idempotency_key is None:
+            batch_id, created = chronicle.batches.create(request), True
+        else:
+            once = chronicle.batches.create_once(request, idempotency_key=idempotency_key)
+            batch_id, created = once.ids[0], once.created
         body = current_view(chronicle, batch_id, caller.tenant)
-        return Response(body, status_code=201, headers={"Location": batch_path(batch_id)})
+        return Response(
+            body, status_code=201 if created else 200, headers={"Location": batch_path(batch_id)}
+        )
 
     @get(
         "/",
@@ -247,7 +265,7 @@ class BatchController(Controller):
             "Its jobs: `GET /api/jobs?batch_id=`."
         ),
         sync_to_thread=True,
-        responses=error_responses(400, 404, 422),
+        responses=error_responses(400, 404, 422, resource="batch"),
     )
     def get_batch(
         self,
@@ -268,7 +286,7 @@ class BatchController(Controller):
         ),
         status_code=201,
         sync_to_thread=True,
-        responses=error_responses(400, 404, 409, 422),
+        responses=error_responses(400, 404, 409, 413, 422, resource="batch"),
     )
     def add_jobs(
         self,
@@ -294,7 +312,7 @@ class BatchController(Controller):
         ),
         status_code=200,
         sync_to_thread=True,
-        responses=error_responses(400, 404, 409, 422),
+        responses=error_responses(400, 404, 409, 413, 422, resource="batch"),
     )
     def cancel(
         self,
@@ -320,7 +338,7 @@ class BatchController(Controller):
         ),
         status_code=202,
         sync_to_thread=True,
-        responses=error_responses(400, 404, 409, 422),
+        responses=error_responses(400, 404, 409, 422, resource="batch"),
     )
     def retry_failed(
         self,

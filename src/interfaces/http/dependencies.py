@@ -10,6 +10,7 @@ from uuid import UUID
 from litestar.exceptions import ClientException
 from litestar.params import HeaderParameter
 
+from domain.idempotency import MAX_KEY_LENGTH as MAX_IDEMPOTENCY_KEY
 from domain.shared import DEFAULT_TENANT, ValidationError
 
 USER_HEADER = "X-Chronicle-User"
@@ -17,6 +18,29 @@ TENANT_HEADER = "X-Chronicle-Tenant"
 DEFAULT_USER = "api"
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 MAX_USER_LENGTH = 200
+#: The user header as the OpenAPI document states it: printable ASCII, not blank (the check
+#: also takes other printable Latin-1 characters and strips surrounding spaces).
+USER_PATTERN = r"^[ -~]*[!-~][ -~]*$"
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+#: The `Idempotency-Key` header of the routes that create: a retry with the same key (and the
+#: same body) gets the first result back, with 200 instead of 201.
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    HeaderParameter(
+        name=IDEMPOTENCY_HEADER,
+        description=(
+            "Makes the request safe to retry: sent again with the same key and the same body "
+            "(within `CHRONICLE_IDEMPOTENCY_RETENTION_HOURS`, 24 h by default), it creates "
+            "nothing and answers 200 with what the first request created; with another body, "
+            f"422. 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters."
+        ),
+        required=False,
+        schema_extra={"pattern": r"^[ -~]+$", "max_length": MAX_IDEMPOTENCY_KEY},
+    ),
+]
 
 
 @dataclass(frozen=True)
@@ -39,8 +63,13 @@ def provide_caller(
         str | None,
         HeaderParameter(
             name=USER_HEADER,
-            description=f"Who makes the request, recorded on its events (default {DEFAULT_USER}).",
+            description=(
+                f"Who makes the request, recorded on its events (default `{DEFAULT_USER}`): 1 "
+                f"to {MAX_USER_LENGTH} printable characters."
+            ),
             required=False,
+            # Stated, not enforced here: `provide_caller` checks it and names the header.
+            schema_extra={"pattern": USER_PATTERN, "max_length": MAX_USER_LENGTH},
         ),
     ] = None,
     tenant: Annotated[
@@ -52,6 +81,7 @@ def provide_caller(
                 "lower-case letters, digits, `_` and `-`."
             ),
             required=False,
+            schema_extra={"pattern": TENANT_PATTERN.pattern},
         ),
     ] = None,
 ) -> Caller:
@@ -69,9 +99,14 @@ def provide_caller(
     return Caller(user=user, tenant=tenant)
 
 
-def parse_id(raw: str, what: str) -> UUID:
-    """A path id as a UUID; anything else is a 422 that names what was expected."""
+def parse_id(raw: str, what: str, *, field: str = "id") -> UUID:
+    """An id of the path (or of the query's `field`) as a UUID; anything else is a 422 that
+    names what was expected."""
     try:
         return UUID(raw)
     except ValueError:
-        raise ValidationError(f"{raw[:100]!r} is not a {what} id (a UUID)", field="id") from None
+        # "an import", "an export"; `u` is left out as it mostly sounds like "you" ("a user").
+        article = "an" if what[:1].lower() in "aeio" else "a"
+        raise ValidationError(
+            f"{raw[:100]!r} is not {article} {what} id (a UUID)", field=field
+        ) from None

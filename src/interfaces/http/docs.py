@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from html import escape
 from typing import Any
@@ -28,8 +29,20 @@ table { border-collapse: collapse; margin: .4rem 0; } td, th { padding: .15rem .
 """
 
 
+_CODE = re.compile(r"`([^`]+)`")
+_STRONG = re.compile(r"\*\*([^*]+)\*\*")
+
+
 def _text(value: Any) -> str:
     return escape(str(value)) if value else ""
+
+
+def _prose(value: Any) -> str:
+    """A description's Markdown as HTML: `code` and **strong** spans, blank lines between
+    paragraphs (the only Markdown the API's descriptions use)."""
+    html = _CODE.sub(r"<code>\1</code>", _text(value))
+    html = _STRONG.sub(r"<strong>\1</strong>", html)
+    return "</p><p>".join(part.strip() for part in re.split(r"\n\s*\n", html))
 
 
 def _ref_name(schema: Mapping[str, Any] | None) -> str:
@@ -56,7 +69,7 @@ def _parameters(parameters: list[Mapping[str, Any]]) -> str:
     rows = "".join(
         f"<tr><td><code>{_text(p.get('name'))}</code></td><td>{_text(p.get('in'))}</td>"
         f"<td>{'required' if p.get('required') else ''}</td>"
-        f"<td>{_text(p.get('description'))}</td></tr>"
+        f"<td>{_prose(p.get('description'))}</td></tr>"
         for p in parameters
     )
     return f"<table><tr><th>parameter</th><th>in</th><th></th><th></th></tr>{rows}</table>"
@@ -65,7 +78,7 @@ def _parameters(parameters: list[Mapping[str, Any]]) -> str:
 def _responses(responses: Mapping[str, Mapping[str, Any]]) -> str:
     rows = "".join(
         f"<tr><td>{_text(code)}</td><td>{_text(_content_name(r.get('content')))}</td>"
-        f"<td>{_text(r.get('description'))}</td></tr>"
+        f"<td>{_prose(r.get('description'))}</td></tr>"
         for code, r in sorted(responses.items())
     )
     return f"<table><tr><th>status</th><th>body</th><th></th></tr>{rows}</table>"
@@ -78,8 +91,8 @@ def _operation(path: str, method: str, op: Mapping[str, Any]) -> str:
         f"<section class='op' id='{_text(op.get('operationId'))}'>"
         f"<span class='opid'>{_text(op.get('operationId'))}</span>"
         f"<span class='method {method}'>{method}</span> <span class='path'>{_text(path)}</span>"
-        f"<p><strong>{_text(op.get('summary'))}</strong></p>"
-        f"<p>{_text(op.get('description'))}</p>"
+        f"<p><strong>{_prose(op.get('summary'))}</strong></p>"
+        f"<p>{_prose(op.get('description'))}</p>"
         f"{_parameters(op.get('parameters') or [])}"
         + (f"<p>Request body: <code>{_text(request)}</code></p>" if request else "")
         + f"{_responses(op.get('responses') or {})}</section>"
@@ -100,12 +113,12 @@ def _models(schemas: Mapping[str, Mapping[str, Any]]) -> str:
         rows = "".join(
             f"<tr><td><code>{_text(field)}</code></td><td>{_text(_type_name(prop))}</td>"
             f"<td>{'required' if field in required else ''}</td>"
-            f"<td>{_text(prop.get('description'))}</td></tr>"
+            f"<td>{_prose(prop.get('description'))}</td></tr>"
             for field, prop in (schema.get("properties") or {}).items()
         )
         parts.append(
             f"<section class='op' id='model-{_text(name)}'><span class='path'>{_text(name)}</span>"
-            f"<p>{_text(schema.get('description'))}</p><table>{rows}</table></section>"
+            f"<p>{_prose(schema.get('description'))}</p><table>{rows}</table></section>"
         )
     return "".join(parts)
 
@@ -131,7 +144,7 @@ def render_docs(openapi_schema: Mapping[str, Any], json_url: str) -> str:
         "<meta name='viewport' content='width=device-width, initial-scale=1'>"
         f"<title>{title}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{title} <small>{_text(info.get('version'))}</small></h1>"
-        f"<p>{_text(info.get('description'))}</p>"
+        f"<p>{_prose(info.get('description'))}</p>"
         f"<p>Machine-readable schema: <a href='{_text(json_url)}'>{_text(json_url)}</a></p>"
         f"{sections}<h2 id='models'>bodies</h2>{models}</body></html>"
     )

@@ -6,6 +6,7 @@ from http import HTTPStatus
 from typing import Any
 
 import structlog
+from eventsourcing.persistence import InterfaceError, OperationalError
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
@@ -13,6 +14,7 @@ from litestar.types import ExceptionHandlersMap
 
 from application.commands import CommandLineError
 from application.imports import UploadTooLargeError
+from application.ports import StoreUnavailableError
 from domain.shared import (
     ConflictError,
     DomainError,
@@ -100,6 +102,8 @@ def http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Erro
             413, f"the request body is larger than the limit of {size}", headers=exc.headers
         )
     problems = [p for p in exc.extra if isinstance(p, dict)] if isinstance(exc.extra, list) else []
+    if any(_is_missing_body(p) for p in problems):
+        problems = [_missing_body(request)]
     message = exc.detail
     field = None
     if problems:
@@ -121,10 +125,38 @@ def http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Erro
     )
 
 
+def _is_missing_body(problem: dict[str, Any]) -> bool:
+    # Litestar reports a required body that was not sent as the KeyError of its `data`
+    # argument: the message is then just "'data'".
+    return problem.get("key") == "data" and problem.get("message") in {"'data'", "data"}
+
+
+def _missing_body(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    data = request.route_handler.parsed_fn_signature.parameters.get("data")
+    body = data.type_.__name__ if data is not None and isinstance(data.type_, type) else None
+    expected = f"a JSON object ({body}, described at /schema)" if body else "a JSON object"
+    message = f"the request body is empty: send {expected} with content-type application/json"
+    return {"key": "data", "message": message, "source": "body"}
+
+
 def unexpected_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
     """A bug or an outage: log it with its traceback, tell the client only that it happened."""
     log.error("unhandled error", **_where(request), exc_info=exc)
     return error_response(500, "internal error: the server logged the details")
+
+
+#: How soon a client may try again after a 503 (the database was unreachable).
+RETRY_AFTER_SECONDS = 5
+
+
+def unavailable_error(request: Request[Any, Any, Any], exc: Exception) -> Response[ErrorBody]:
+    """The database cannot be reached right now: 503 with `Retry-After`, not a 500."""
+    log.warning("database unreachable", **_where(request), error=str(exc)[:300])
+    return error_response(
+        503,
+        "the database cannot be reached right now; nothing was changed, try again shortly",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def exception_handlers() -> ExceptionHandlersMap:
@@ -135,25 +167,41 @@ def exception_handlers() -> ExceptionHandlersMap:
         ValidationError: domain_error,
         DomainError: domain_error,
         HTTPException: http_error,
+        # A lost or refused connection, or no free one in the pool (event store, read models).
+        StoreUnavailableError: unavailable_error,
+        OperationalError: unavailable_error,
+        InterfaceError: unavailable_error,
         Exception: unexpected_error,
     }
 
 
 _DESCRIPTIONS = {
     400: "Malformed JSON, unknown fields, wrong types or bad headers.",
-    404: "No such job or schedule for this tenant.",
-    409: "The job or schedule is not in a state that allows this.",
     410: "It existed but was removed (an export's file after the retention).",
+    413: (
+        "The request body is over its limit: 1 MB for JSON bodies, "
+        "`CHRONICLE_IMPORT_MAX_BYTES` for uploads."
+    ),
     422: "The values break a rule; `field` names the offending one.",
 }
 
 
-def error_responses(*codes: int) -> dict[int, ResponseSpec]:
-    """OpenAPI entries for the error responses an operation may give."""
+def _description(code: int, resource: str | None) -> str:
+    if code == 404:
+        what = f"such {resource}" if resource else "such resource"
+        return f"No {what} for this tenant (another tenant's is not found either)."
+    if code == 409:
+        return f"The {resource or 'resource'} is not in a state that allows this."
+    return _DESCRIPTIONS.get(code, HTTPStatus(code).phrase)
+
+
+def error_responses(*codes: int, resource: str | None = None) -> dict[int, ResponseSpec]:
+    """OpenAPI entries for the error responses an operation may give; 404 and 409 name
+    `resource`, the kind of thing the path names (job, schedule, batch, ...)."""
     return {
         code: ResponseSpec(
             data_container=ErrorBody,
-            description=_DESCRIPTIONS.get(code, HTTPStatus(code).phrase),
+            description=_description(code, resource),
             generate_examples=False,
         )
         for code in codes

@@ -8,7 +8,7 @@ from uuid import UUID
 from litestar import Controller, Response, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, PathParameter
+from litestar.params import JSONBody
 from litestar.response import File
 
 from domain.export import Export, ExportFormat
@@ -26,9 +26,9 @@ from interfaces.http.export_schemas import (
     export_view_of,
     exporter_view,
 )
-from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit
+from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit, id_path
 
-ExportId = Annotated[str, PathParameter(description="The export's id (a UUID).")]
+ExportId = Annotated[str, id_path("export")]
 
 
 def current_view(
@@ -70,7 +70,7 @@ class ExportController(Controller):
                 name="Location", description="The new export's URL.", documentation_only=True
             )
         ],
-        responses=error_responses(400, 422),
+        responses=error_responses(400, 413, 422),
     )
     def request_export(
         self,
@@ -115,7 +115,7 @@ class ExportController(Controller):
         summary="One export",
         description="Its status, rows and file size, and when its file expires.",
         sync_to_thread=True,
-        responses=error_responses(400, 404, 422),
+        responses=error_responses(400, 404, 422, resource="export"),
     )
     def get_export(
         self,
@@ -137,7 +137,7 @@ class ExportController(Controller):
         ),
         sync_to_thread=True,
         media_type=MEDIA_TYPES[ExportFormat.CSV],
-        responses=error_responses(400, 404, 409, 410, 422),
+        responses=error_responses(400, 404, 409, 410, 422, resource="export"),
     )
     def download(
         self,

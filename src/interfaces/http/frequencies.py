@@ -48,7 +48,7 @@ class FrequencyController(Controller):
         ),
         status_code=200,
         sync_to_thread=True,
-        responses=error_responses(400, 422),
+        responses=error_responses(400, 413, 422),
     )
     def preview(
         self, *, data: JSONBody[PreviewFrequency], chronicle: NamedDependency[Chronicle]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,7 +15,8 @@ from litestar import Controller, Response, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.enums import RequestEncodingType
-from litestar.params import Body, JSONBody, PathParameter, QueryParameter
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Body, JSONBody, QueryParameter
 from litestar.response import Stream
 from msgspec import Meta, Struct, field
 
@@ -36,10 +36,13 @@ from infrastructure.read_models import decode_cursor, encode_cursor
 from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import Caller, parse_id
 from interfaces.http.errors import error_responses
-from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit
+from interfaces.http.inputs import decode_json_field
+from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit, id_path
 from interfaces.http.schemas import utc, utc_or_none
 
-ImportId = Annotated[str, PathParameter(description="The import's id (a UUID).")]
+ImportId = Annotated[str, id_path("import")]
+#: The largest row number (the read model's INTEGER column).
+MAX_ROW_NUMBER = 2**31 - 1
 #: Room for the multipart envelope and the small form fields next to the file.
 FORM_OVERHEAD_BYTES = 1024 * 1024
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
@@ -237,10 +240,7 @@ def parse_mapping(raw: str | None) -> dict[str, str]:
         return {}
     text = raw.strip()
     if text.startswith("{"):
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"mapping is not valid JSON: {exc}", field="mapping") from None
+        value = decode_json_field(text, "mapping")
         if not isinstance(value, dict) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in value.items()
         ):
@@ -264,10 +264,7 @@ def parse_mapping(raw: str | None) -> dict[str, str]:
 def parse_options(raw: str | None) -> dict[str, Any]:
     if raw is None or not raw.strip():
         return {}
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"options is not valid JSON: {exc}", field="options") from None
+    value = decode_json_field(raw, "options")
     if not isinstance(value, dict):
         raise ValidationError("options must be a JSON object", field="options")
     return value
@@ -295,7 +292,7 @@ def failed_rows_csv(chronicle: Chronicle, tenant: str, found: ImportView) -> Ite
     row_column, error_column = failed_rows_columns(found.header)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([row_column, *found.header, error_column])
+    writer.writerow([row_column, *(neutralise(name) for name in found.header), error_column])
     yield ("\ufeff" + buffer.getvalue()).encode()
     after = 0
     while True:
@@ -408,7 +405,7 @@ class ImportController(Controller):
             "and the reason when it failed as a whole."
         ),
         sync_to_thread=True,
-        responses=error_responses(400, 404, 422),
+        responses=error_responses(400, 404, 422, resource="import"),
     )
     def get_import(
         self,
@@ -429,7 +426,7 @@ class ImportController(Controller):
             "saying it all. Rows that passed a retry are left out unless `include_passed`."
         ),
         sync_to_thread=True,
-        responses=error_responses(400, 404, 422),
+        responses=error_responses(400, 404, 422, resource="import"),
     )
     def failed_rows(
         self,
@@ -439,7 +436,13 @@ class ImportController(Controller):
         caller: NamedDependency[Caller],
         limit: Limit = 100,
         after: Annotated[
-            int, QueryParameter(ge=0, description="`next_after` of the previous page.")
+            int,
+            QueryParameter(
+                ge=0,
+                # Row numbers are INTEGER columns: a larger one matches nothing anyway.
+                le=MAX_ROW_NUMBER,
+                description=f"`next_after` of the previous page (0 to {MAX_ROW_NUMBER}).",
+            ),
         ] = 0,
         include_passed: Annotated[
             bool, QueryParameter(description="Also rows that passed a retry.")
@@ -463,10 +466,21 @@ class ImportController(Controller):
         description=(
             "A `row` column, the file's own columns, and an `error` column. Fix the values and "
             "upload the file again as a new import (the extra columns are ignored), or send "
-            "the corrections to `retry-failed`."
+            "the corrections to `retry-failed`. Text a spreadsheet would run as a formula "
+            "(starting with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`, "
+            "which an import of the file removes again."
         ),
         sync_to_thread=True,
-        responses=error_responses(400, 404, 422),
+        media_type="text/csv",
+        responses={
+            200: ResponseSpec(
+                data_container=str,
+                media_type="text/csv",
+                description="The failed rows as CSV (UTF-8 with a BOM), as an attachment.",
+                generate_examples=False,
+            ),
+            **error_responses(400, 404, 422, resource="import"),
+        },
     )
     def failed_rows_csv(
         self,
@@ -480,7 +494,8 @@ class ImportController(Controller):
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:100]
         return Stream(
             failed_rows_csv(chronicle, caller.tenant, found),
-            media_type="text/csv; charset=utf-8",
+            # Litestar adds the charset to text/* types itself.
+            media_type="text/csv",
             headers={
                 "Content-Disposition": f'attachment; filename="{safe}-failed-rows.csv"',
             },
@@ -492,12 +507,13 @@ class ImportController(Controller):
         summary="Cancel an import",
         description=(
             "Cancels the import's job: at once if it waits, between two chunks if it runs. The "
-            "import then ends `failed`, its failure naming who cancelled it and why; rows of "
-            "chunks already written stay. 409 once the import has ended."
+            'body is optional (`{"reason": "…"}`). The import then ends `failed`, its '
+            "failure naming who cancelled it and why; rows of chunks already written stay. 409 "
+            "once the import has ended."
         ),
         status_code=202,
         sync_to_thread=True,
-        responses=error_responses(400, 404, 409, 422),
+        responses=error_responses(400, 404, 409, 413, 422, resource="import"),
     )
     def cancel(
         self,
@@ -505,10 +521,11 @@ class ImportController(Controller):
         import_id: ImportId,
         chronicle: NamedDependency[Chronicle],
         caller: NamedDependency[Caller],
-        data: JSONBody[CancelImport],
+        data: JSONBody[CancelImport | None] = None,
     ) -> ImportView:
         parsed = parse_id(import_id, "import")
-        chronicle.imports.cancel(parsed, tenant=caller.tenant, by=caller.user, reason=data.reason)
+        reason = data.reason if data else ""
+        chronicle.imports.cancel(parsed, tenant=caller.tenant, by=caller.user, reason=reason)
         return aggregate_view(chronicle.imports.get(parsed, tenant=caller.tenant))
 
     @post(
@@ -520,11 +537,13 @@ class ImportController(Controller):
             "to change); `rows` limits the retry to those rows (default: every failing row). "
             "The rows are validated and written again; the answer says which passed and which "
             "still fail with their new errors. 409 while the import runs or when nothing "
-            "failed; 422 for rows that are not failing or columns the file does not have."
+            "failed; 422, retrying no row, for a row in `rows` or `corrections` that is not "
+            "failing (no such row, or it passed an earlier retry) or a column the file does "
+            "not have (corrections use the file's own column names, not the importer's)."
         ),
         status_code=200,
         sync_to_thread=True,
-        responses=error_responses(400, 404, 409, 422),
+        responses=error_responses(400, 404, 409, 413, 422, resource="import"),
     )
     def retry_failed(
         self,

@@ -12,6 +12,8 @@ from uuid import UUID
 from litestar import Controller, Response, delete, get, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import OpenAPIFormat
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
 from application.event_log import LoggedEvent
@@ -28,9 +30,11 @@ from application.views.jobs import (
 from domain.job import QUEUES, JobStatus
 from domain.shared import NotFoundError, ValidationError
 from interfaces.bootstrap import Chronicle
-from interfaces.http.dependencies import Caller, parse_id
+from interfaces.http.dependencies import Caller, IdempotencyKeyHeader, parse_id
 from interfaces.http.errors import error_responses
 from interfaces.http.schemas import (
+    QUEUE_NAMES,
+    UUID_TEXT,
     AddComment,
     BulkRetryResult,
     CancelJob,
@@ -58,10 +62,35 @@ MAX_LIMIT = 500
 Limit = Annotated[
     int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}.")
 ]
-Cursor = Annotated[str | None, QueryParameter(description="`next_cursor` of the previous page.")]
-QueueName = Annotated[str | None, QueryParameter(description="high, default or low.")]
+#: What `encode_cursor` writes (`s` and the row's sequence number).
+CURSOR_PATTERN = r"^s[0-9]{1,18}$"
+Cursor = Annotated[
+    str | None,
+    QueryParameter(
+        description="`next_cursor` of the previous page.",
+        schema_extra={"pattern": CURSOR_PATTERN},
+    ),
+]
+# Stated in the OpenAPI document only (`schema_extra`): the handlers check these values and
+# answer 422 with a message that names the rule, where Litestar's own check would say 400.
+QueueName = Annotated[
+    str | None,
+    QueryParameter(description="high, default or low.", schema_extra={"enum": QUEUE_NAMES}),
+]
 CommandName = Annotated[str | None, QueryParameter(description="Registered command name.")]
-JobId = Annotated[str, PathParameter(description="The job's id (a UUID).")]
+
+
+def id_path(what: str) -> PathParameter:
+    """A path parameter that is a UUID (checked by `parse_id`: 422 otherwise)."""
+    return PathParameter(description=f"The {what}'s id (a UUID).", schema_extra=UUID_TEXT)
+
+
+def id_query(description: str) -> QueryParameter:
+    """A query parameter that is a UUID (checked by `parse_id`: 422 otherwise)."""
+    return QueryParameter(description=f"{description} (a UUID).", schema_extra=UUID_TEXT)
+
+
+JobId = Annotated[str, id_path("job")]
 ErrorType = Annotated[
     str | None,
     QueryParameter(description="Exception class of the last failure, e.g. `RuntimeError`."),
@@ -71,10 +100,18 @@ _MOMENT = (
     "must be written `%2B`)."
 )
 FailedFrom = Annotated[
-    str | None, QueryParameter(description=f"Last attempt failed at or after this. {_MOMENT}")
+    str | None,
+    QueryParameter(
+        description=f"Last attempt failed at or after this. {_MOMENT}",
+        schema_extra={"format": OpenAPIFormat.DATE_TIME},
+    ),
 ]
 FailedTo = Annotated[
-    str | None, QueryParameter(description=f"Last attempt failed before this. {_MOMENT}")
+    str | None,
+    QueryParameter(
+        description=f"Last attempt failed before this. {_MOMENT}",
+        schema_extra={"format": OpenAPIFormat.DATE_TIME},
+    ),
 ]
 
 
@@ -84,6 +121,11 @@ def _choice(value: str | None, allowed: tuple[str, ...], field: str) -> str | No
             f"unknown {field} {value[:100]!r}: choose one of {', '.join(allowed)}", field=field
         )
     return value
+
+
+def _id_filter(raw: str | None, what: str, field: str) -> str | None:
+    """An id filter of the query string in the form the read model keeps it."""
+    return None if raw is None else str(parse_id(raw, what, field=field))
 
 
 def parse_moment(raw: str | None, field: str) -> datetime | None:
@@ -222,7 +264,8 @@ class JobController(Controller):
         description=(
             "Records the job as dispatched and returns at once; the outbox relay sends it to "
             "its queue. Give `command` with `arguments`/`options`, or a `command_line`. The "
-            "answer does not wait for the read model: GET the `Location` right away."
+            "answer does not wait for the read model: GET the `Location` right away. With an "
+            "`Idempotency-Key`, a retry of the same request answers 200 with the first job."
         ),
         status_code=201,
         sync_to_thread=True,
@@ -231,7 +274,14 @@ class JobController(Controller):
                 name="Location", description="The new job's URL.", documentation_only=True
             )
         ],
-        responses=error_responses(400, 422),
+        responses={
+            200: ResponseSpec(
+                data_container=DispatchedJob,
+                description="The job an earlier request with this `Idempotency-Key` dispatched.",
+                generate_examples=False,
+            ),
+            **error_responses(400, 413, 422),
+        },
     )
     def dispatch(
         self,
@@ -239,6 +289,7 @@ class JobController(Controller):
         data: JSONBody[DispatchJob],
         chronicle: NamedDependency[Chronicle],
         caller: NamedDependency[Caller],
+        idempotency_key: IdempotencyKeyHeader = None,
     ) -> Response[DispatchedJob]:
         request = DispatchRequest(
             command=data.command,
@@ -256,16 +307,23 @@ class JobController(Controller):
         )
         # Parsing is pure: it gives the canonical command line without reading anything back.
         command_line = chronicle.jobs.parse(request).command_line()
-        job_id = chronicle.jobs.dispatch(request)
+        status = JobStatus.WAITING.value
+        if idempotency_key is None:
+            job_id, created = chronicle.jobs.dispatch(request), True
+        else:
+            once = chronicle.jobs.dispatch_once([request], idempotency_key=idempotency_key)
+            job_id, created = once.ids[0], once.created
+            if not created:
+                status = chronicle.jobs.get(job_id, tenant=caller.tenant).status.value
         location = job_path(job_id)
         body = DispatchedJob(
             id=job_id,
-            status=JobStatus.WAITING.value,
+            status=status,
             command_line=command_line,
             queue=data.queue,
             links=JobLinks(self=location),
         )
-        return Response(body, status_code=201, headers={"Location": location})
+        return Response(body, status_code=201 if created else 200, headers={"Location": location})
 
     @get(
         "/",
@@ -284,12 +342,16 @@ class JobController(Controller):
         chronicle: NamedDependency[Chronicle],
         caller: NamedDependency[Caller],
         status: Annotated[
-            str | None, QueryParameter(description="One of " + ", ".join(STATUSES) + ".")
+            str | None,
+            QueryParameter(
+                description="One of " + ", ".join(STATUSES) + ".",
+                schema_extra={"enum": list(STATUSES)},
+            ),
         ] = None,
         queue: QueueName = None,
         command: CommandName = None,
-        batch_id: Annotated[str | None, QueryParameter(description="Batch id.")] = None,
-        schedule_id: Annotated[str | None, QueryParameter(description="Schedule id.")] = None,
+        batch_id: Annotated[str | None, id_query("Jobs of this batch")] = None,
+        schedule_id: Annotated[str | None, id_query("Jobs this schedule started")] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> JobPage:
@@ -298,8 +360,8 @@ class JobController(Controller):
             status=_choice(status, STATUSES, "status"),
             queue=_choice(queue, QUEUES, "queue"),
             command=command,
-            batch_id=batch_id,
-            schedule_id=schedule_id,
+            batch_id=_id_filter(batch_id, "batch", "batch_id"),
+            schedule_id=_id_filter(schedule_id, "schedule", "schedule_id"),
         )
         now = chronicle.clock.now()
         page = chronicle.queries.list(flt, limit=limit, cursor=cursor, now=now)
@@ -386,7 +448,7 @@ class JobController(Controller):
         ),
         status_code=200,
         sync_to_thread=True,
-        responses=error_responses(400, 422),
+        responses=error_responses(400, 413, 422),
     )
     def retry_failed(
         self,
@@ -418,7 +480,7 @@ class JobController(Controller):
         ),
         status_code=204,
         sync_to_thread=True,
-        responses=error_responses(400, 404, 409, 422),
+        responses=error_responses(400, 404, 409, 422, resource="job"),
     )
     def forget(
         self,
@@ -439,7 +501,7 @@ class JobController(Controller):
             "`projected: false`."
         ),
         sync_to_thread=True,
-        responses=error_responses(400, 404, 422),
+        responses=error_responses(400, 404, 422, resource="job"),
     )
     def get_job(
         self,
@@ -463,7 +525,7 @@ class JobController(Controller):
         description="Gives a failed job a new round of attempts; any other state is a 409.",
         status_code=202,
         sync_to_thread=True,
-        responses=error_responses(400, 404, 409, 422),
+        responses=error_responses(400, 404, 409, 422, resource="job"),
     )
     def retry(
         self,
@@ -481,7 +543,7 @@ class JobController(Controller):
         summary="Comments on a job",
         description="Oldest first.",
         sync_to_thread=True,
-        responses=error_responses(400, 404, 422),
+        responses=error_responses(400, 404, 422, resource="job"),
     )
     def comments(
         self,
@@ -497,10 +559,14 @@ class JobController(Controller):
         "/{job_id:str}/comments",
         operation_id="addJobComment",
         summary="Comment on a job",
-        description="Adds a note signed by the caller (`X-Chronicle-User`).",
+        description=(
+            'The body is `{"text": "…"}`: the note, 1 to 10,000 characters, not only white '
+            "space (else 422). It is signed by the caller (`X-Chronicle-User`) and timestamped; "
+            "the answer is the comment as the list shows it."
+        ),
         status_code=201,
         sync_to_thread=True,
-        responses=error_responses(400, 404, 422),
+        responses=error_responses(400, 404, 413, 422, resource="job"),
     )
     def add_comment(
         self,
@@ -525,7 +591,7 @@ class JobController(Controller):
         ),
         status_code=202,
         sync_to_thread=True,
-        responses=error_responses(400, 404, 409, 422),
+        responses=error_responses(400, 404, 409, 413, 422, resource="job"),
     )
     def cancel(
         self,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get, post
+from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter
 
 from domain.queue_control import QueueControl
@@ -13,6 +14,7 @@ from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import Caller
 from interfaces.http.errors import error_responses
 from interfaces.http.schemas import (
+    QUEUE_NAMES,
     PauseQueue,
     PauseView,
     QueueControlView,
@@ -21,22 +23,52 @@ from interfaces.http.schemas import (
     utc,
 )
 
-QueueName = Annotated[str, PathParameter(description="high, default or low.")]
+QueueName = Annotated[
+    str, PathParameter(description="high, default or low.", schema_extra={"enum": QUEUE_NAMES})
+]
 
 _PAUSE_EFFECT = (
-    "Workers take no new job from it within about a second (jobs already taken finish); its "
-    "jobs stay waiting, and are counted so, until it is resumed. Recorded with the caller "
-    "(`X-Chronicle-User`) as `by`."
+    "The answer comes once every live worker acts on the pause: from then on no job of the "
+    "queue starts (jobs already running finish), and its jobs stay waiting, counted so, until "
+    "it is resumed. If a worker does not confirm within 10 s the pause is still recorded and "
+    "the answer is 202 with `held` false and the worker named in `pending_workers`. Recorded "
+    "with the caller (`X-Chronicle-User`) as `by`."
 )
+#: How long a pause request waits for every live worker to act on the pause.
+HOLD_TIMEOUT_SECONDS = 10.0
 
 
-def _control_view(control: QueueControl, queue: str | None) -> QueueControlView:
+def _control_view(
+    control: QueueControl, queue: str | None, pending: list[str] | None = None
+) -> QueueControlView:
     pause = control.pauses.get(queue)
     return QueueControlView(
         queue=queue,
         paused=pause is not None,
         pause=None if pause is None else PauseView(by=pause[0], reason=pause[1], at=utc(pause[2])),
+        held=not pending,
+        pending_workers=pending or [],
     )
+
+
+def _held(
+    chronicle: Chronicle, control: QueueControl, queue: str | None
+) -> Response[QueueControlView]:
+    """The pause's answer, once every live worker acts on it (or the wait is over)."""
+    pending = chronicle.queue_control.wait_until_held(
+        chronicle.log.head(), timeout=HOLD_TIMEOUT_SECONDS
+    )
+    return Response(_control_view(control, queue, pending), status_code=202 if pending else 200)
+
+
+_PAUSE_RESPONSES = {
+    202: ResponseSpec(
+        data_container=QueueControlView,
+        description="Paused, but a live worker did not confirm it acts on the pause in time.",
+        generate_examples=False,
+    ),
+    **error_responses(400, 409, 413, 422, resource="queue"),
+}
 
 
 class QueueController(Controller):
@@ -84,7 +116,7 @@ class QueueController(Controller):
         ),
         status_code=200,
         sync_to_thread=True,
-        responses=error_responses(400, 409, 422),
+        responses=_PAUSE_RESPONSES,
     )
     def pause_all(
         self,
@@ -92,11 +124,11 @@ class QueueController(Controller):
         chronicle: NamedDependency[Chronicle],
         caller: NamedDependency[Caller],
         data: JSONBody[PauseQueue | None] = None,
-    ) -> QueueControlView:
+    ) -> Response[QueueControlView]:
         control = chronicle.queue_control.pause(
             tenant=caller.tenant, queue=None, by=caller.user, reason=data.reason if data else ""
         )
-        return _control_view(control, None)
+        return _held(chronicle, control, None)
 
     @post(
         "/resume",
@@ -108,7 +140,7 @@ class QueueController(Controller):
         ),
         status_code=200,
         sync_to_thread=True,
-        responses=error_responses(400, 409),
+        responses=error_responses(400, 409, resource="queue"),
     )
     def resume_all(
         self, *, chronicle: NamedDependency[Chronicle], caller: NamedDependency[Caller]
@@ -123,7 +155,7 @@ class QueueController(Controller):
         description="Already paused is a 409, an unknown queue a 422. " + _PAUSE_EFFECT,
         status_code=200,
         sync_to_thread=True,
-        responses=error_responses(400, 409, 422),
+        responses=_PAUSE_RESPONSES,
     )
     def pause(
         self,
@@ -132,11 +164,11 @@ class QueueController(Controller):
         chronicle: NamedDependency[Chronicle],
         caller: NamedDependency[Caller],
         data: JSONBody[PauseQueue | None] = None,
-    ) -> QueueControlView:
+    ) -> Response[QueueControlView]:
         control = chronicle.queue_control.pause(
             tenant=caller.tenant, queue=queue, by=caller.user, reason=data.reason if data else ""
         )
-        return _control_view(control, queue)
+        return _held(chronicle, control, queue)
 
     @post(
         "/{queue:str}/resume",
@@ -148,7 +180,7 @@ class QueueController(Controller):
         ),
         status_code=200,
         sync_to_thread=True,
-        responses=error_responses(400, 409, 422),
+        responses=error_responses(400, 409, 422, resource="queue"),
     )
     def resume(
         self,

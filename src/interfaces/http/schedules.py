@@ -12,7 +12,7 @@ import msgspec
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
-from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from application.event_log import LoggedEvent
 from application.schedules import ScheduleRequest
@@ -22,7 +22,7 @@ from domain.shared import NotFoundError
 from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import Caller, parse_id
 from interfaces.http.errors import error_responses
-from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit
+from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit, id_path
 from interfaces.http.schemas import (
     AddComment,
     CommentView,
@@ -44,7 +44,7 @@ from interfaces.http.schemas import (
 _COMMAND = frozenset({"command", "command_line"})
 _CALL = frozenset({"arguments", "options"})
 
-ScheduleId = Annotated[str, PathParameter(description="The schedule's id (a UUID).")]
+ScheduleId = Annotated[str, id_path("schedule")]
 
 
 def parse_schedule_id(raw: str) -> UUID:
@@ -160,7 +160,7 @@ class ScheduleController(Controller):
                 name="Location", description="The new schedule's URL.", documentation_only=True
             )
         ],
-        responses=error_responses(400, 422),
+        responses=error_responses(400, 413, 422),
     )
     def create(
         self,
@@ -237,7 +237,7 @@ class ScheduleController(Controller):
             "store, with `projected: false`."
         ),
         sync_to_thread=True,
-        responses=error_responses(400, 404, 422),
+        responses=error_responses(400, 404, 422, resource="schedule"),
     )
     def get_schedule(
         self,
@@ -259,7 +259,7 @@ class ScheduleController(Controller):
             "schedule as it now is."
         ),
         sync_to_thread=True,
-        responses=error_responses(400, 404, 409, 422),
+        responses=error_responses(400, 404, 409, 413, 422, resource="schedule"),
     )
     def edit(
         self,
@@ -291,7 +291,7 @@ class ScheduleController(Controller):
         description="No more ticks; the schedule and its runs are no longer shown.",
         status_code=204,
         sync_to_thread=True,
-        responses=error_responses(400, 404, 422),
+        responses=error_responses(400, 404, 422, resource="schedule"),
     )
     def delete_schedule(
         self,
@@ -311,7 +311,7 @@ class ScheduleController(Controller):
         description="Its ticks are skipped until it is resumed; already paused is a 409.",
         status_code=200,
         sync_to_thread=True,
-        responses=error_responses(400, 404, 409, 422),
+        responses=error_responses(400, 404, 409, 422, resource="schedule"),
     )
     def pause(
         self,
@@ -331,7 +331,7 @@ class ScheduleController(Controller):
         description="It runs again from its next due time; a schedule not paused is a 409.",
         status_code=200,
         sync_to_thread=True,
-        responses=error_responses(400, 404, 409, 422),
+        responses=error_responses(400, 404, 409, 422, resource="schedule"),
     )
     def resume(
         self,
@@ -354,7 +354,7 @@ class ScheduleController(Controller):
         ),
         status_code=202,
         sync_to_thread=True,
-        responses=error_responses(400, 404, 422),
+        responses=error_responses(400, 404, 422, resource="schedule"),
     )
     def run_now(
         self,
@@ -378,7 +378,7 @@ class ScheduleController(Controller):
             f"`skip_count` ticks). At most {MAX_LIMIT} a page."
         ),
         sync_to_thread=True,
-        responses=error_responses(400, 404, 422),
+        responses=error_responses(400, 404, 422, resource="schedule"),
     )
     def runs(
         self,
@@ -402,7 +402,7 @@ class ScheduleController(Controller):
         summary="Comments on a schedule",
         description="Oldest first.",
         sync_to_thread=True,
-        responses=error_responses(400, 404, 422),
+        responses=error_responses(400, 404, 422, resource="schedule"),
     )
     def comments(
         self,
@@ -418,10 +418,14 @@ class ScheduleController(Controller):
         "/{schedule_id:str}/comments",
         operation_id="addScheduleComment",
         summary="Comment on a schedule",
-        description="Adds a note signed by the caller (`X-Chronicle-User`).",
+        description=(
+            'The body is `{"text": "…"}`: the note, 1 to 10,000 characters, not only white '
+            "space (else 422). It is signed by the caller (`X-Chronicle-User`) and timestamped; "
+            "the answer is the comment as the list shows it."
+        ),
         status_code=201,
         sync_to_thread=True,
-        responses=error_responses(400, 404, 422),
+        responses=error_responses(400, 404, 413, 422, resource="schedule"),
     )
     def add_comment(
         self,

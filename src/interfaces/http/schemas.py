@@ -10,17 +10,23 @@ from uuid import UUID
 from zoneinfo import ZoneInfo
 
 import msgspec
+from litestar.openapi.spec import OpenAPIFormat
 from msgspec import UNSET, Meta, Struct, UnsetType
 
 from application.commands import Signature
-from application.frequencies import Tick, next_tick
+from application.frequencies import MAX_PREVIEW, Tick, next_tick, timezone_names
+from application.jobs import MAX_DELAY
 from application.ports import CronCalculator
 from application.views.job_timeline import TimelineEntry
 from application.views.jobs import JobComment, JobRow, QueueStats
 from application.views.queue_metrics import WINDOW_MINUTES, QueueActivity, Timing
 from application.views.queue_pauses import QueuePause
 from application.views.schedules import Comment, RunRow, ScheduleRow
-from domain.frequency import Frequency
+from domain.batch import MAX_JOBS_PER_ADD
+from domain.batch import MAX_NAME as MAX_BATCH_NAME
+from domain.frequency import HELPERS, Frequency
+from domain.job import MAX_COMMENT_CHARS, QUEUES, JobStatus
+from domain.schedule import MAX_DESCRIPTION, MAX_NAME, MissedRuns
 
 
 def job_path(job_id: UUID) -> str:
@@ -34,6 +40,28 @@ def utc(moment: datetime) -> datetime:
 
 def utc_or_none(moment: datetime | None) -> datetime | None:
     return None if moment is None else utc(moment)
+
+
+# -- rules stated in the OpenAPI document -----------------------------------------------------
+# The application checks these rules and answers 422 with a message naming the rule; msgspec
+# constraints would refuse the value first with a terser 400. So they are only stated, as
+# JSON-schema keywords Litestar copies into the field's schema (`extra_json_schema["extra"]`).
+
+
+def rule(description: str, **keywords: Any) -> Meta:
+    """A field's description, and JSON-schema keywords for a rule the application checks."""
+    return Meta(description=description, extra_json_schema={"extra": keywords})
+
+
+QUEUE_NAMES = list(QUEUES)
+JOB_STATUSES = [status.value for status in JobStatus]
+UUID_TEXT = {"format": OpenAPIFormat.UUID}
+#: A non-blank text (some character that is not white space).
+NOT_BLANK = r"\S"
+MAX_ATTEMPTS = {"minimum": 1, "maximum": 100}
+MAX_TIMEOUT = {"exclusive_minimum": 0, "maximum": 7 * 86400}
+_QUEUE = rule("high, default or low.", enum=QUEUE_NAMES)
+_OPTIONAL_QUEUE = rule("high, default or low.", enum=[*QUEUE_NAMES, None])
 
 
 # -- requests ---------------------------------------------------------------------------------
@@ -56,20 +84,34 @@ class DispatchJob(Struct, forbid_unknown_fields=True, kw_only=True):
         str | None,
         Meta(description="A whole command line instead of command/arguments/options."),
     ] = None
-    queue: Annotated[str, Meta(description="high, default or low.")] = "default"
+    queue: Annotated[str, _QUEUE] = "default"
     delay_seconds: Annotated[
-        float, Meta(description="Run no sooner than this many seconds from now (0 to 365 days).")
+        float,
+        rule(
+            "Run no sooner than this many seconds from now (0 to 365 days).",
+            minimum=0,
+            maximum=MAX_DELAY.total_seconds(),
+        ),
     ] = 0.0
     not_before: Annotated[
         datetime | None,
-        Meta(description="Run no sooner than this moment (ISO-8601 with a UTC offset)."),
+        Meta(
+            description=(
+                "Run no sooner than this moment (ISO-8601 with a UTC offset): at most 365 days "
+                "from now, as `delay_seconds`, and at most 1 day in the past (a moment already "
+                "past means now). Not with `delay_seconds`."
+            )
+        ),
     ] = None
-    max_attempts: Annotated[int, Meta(description="Attempts before the job fails (1 to 100).")] = 3
+    max_attempts: Annotated[
+        int, rule("Attempts before the job fails (1 to 100).", **MAX_ATTEMPTS)
+    ] = 3
     timeout_seconds: Annotated[
-        float | None, Meta(description="Time limit of one attempt (up to 7 days).")
+        float | None, rule("Time limit of one attempt (up to 7 days).", **MAX_TIMEOUT)
     ] = None
     backoff_seconds: Annotated[
-        float | None, Meta(description="Base delay of the exponential retry backoff.")
+        float | None,
+        rule("Base delay of the exponential retry backoff (0 to 86400).", minimum=0, maximum=86400),
     ] = None
 
 
@@ -82,7 +124,7 @@ class CancelJob(Struct, forbid_unknown_fields=True, kw_only=True):
 class RetryFailedJobs(Struct, forbid_unknown_fields=True, kw_only=True):
     """Which failed jobs to retry; no filter retries them all."""
 
-    queue: Annotated[str | None, Meta(description="high, default or low.")] = None
+    queue: Annotated[str | None, _OPTIONAL_QUEUE] = None
     command: Annotated[str | None, Meta(description="Registered command name.")] = None
     error_type: Annotated[
         str | None, Meta(description="Exception class of the last failure, e.g. `RuntimeError`.")
@@ -117,9 +159,15 @@ class DispatchedJob(Struct, kw_only=True):
     """A job that is recorded as dispatched; it runs once the relay has sent its message."""
 
     id: UUID
-    status: str
+    status: Annotated[
+        str,
+        rule(
+            "`waiting`; for a repeated `Idempotency-Key`, where the job it names stands now.",
+            enum=JOB_STATUSES,
+        ),
+    ]
     command_line: str
-    queue: str
+    queue: Annotated[str, _QUEUE]
     links: JobLinks
 
 
@@ -127,7 +175,13 @@ class JobAction(Struct, kw_only=True):
     """The outcome of a retry or cancel request."""
 
     id: UUID
-    status: str
+    status: Annotated[
+        str,
+        rule(
+            "The job's status, or `cancelling` for a running job asked to stop.",
+            enum=[*JOB_STATUSES, "cancelling"],
+        ),
+    ]
     links: JobLinks
 
 
@@ -151,15 +205,15 @@ class JobItem(Struct, kw_only=True):
     command_line: str
     arguments: dict[str, Any]
     options: dict[str, Any]
-    queue: str
-    status: str
+    queue: Annotated[str, _QUEUE]
+    status: Annotated[str, rule("Where the job stands.", enum=JOB_STATUSES)]
     delayed: bool
     attempts: int
     max_attempts: int
     timeout_seconds: float | None
     requested_by: str
-    batch_id: str | None
-    schedule_id: str | None
+    batch_id: Annotated[str | None, rule("The batch it belongs to.", **UUID_TEXT)]
+    schedule_id: Annotated[str | None, rule("The schedule that started it.", **UUID_TEXT)]
     dispatched_at: datetime
     available_at: datetime
     started_at: datetime | None
@@ -208,7 +262,7 @@ class FailedJob(Struct, kw_only=True):
     id: UUID
     command: str
     command_line: str
-    queue: str
+    queue: Annotated[str, _QUEUE]
     attempts: int
     max_attempts: int
     error_type: str | None
@@ -217,8 +271,8 @@ class FailedJob(Struct, kw_only=True):
     failed_at: datetime | None
     dispatched_at: datetime
     requested_by: str
-    batch_id: str | None
-    schedule_id: str | None
+    batch_id: Annotated[str | None, rule("The batch it belongs to.", **UUID_TEXT)]
+    schedule_id: Annotated[str | None, rule("The schedule that started it.", **UUID_TEXT)]
     links: JobLinks
 
 
@@ -264,6 +318,8 @@ class ArgumentSpec(Struct, kw_only=True):
     default: Any
     help: str
     choices: list[str] | None
+    minimum: Annotated[float | None, Meta(description="Smallest value allowed (int, float).")]
+    maximum: Annotated[float | None, Meta(description="Largest value allowed (int, float).")]
 
 
 class OptionSpec(Struct, kw_only=True):
@@ -274,6 +330,8 @@ class OptionSpec(Struct, kw_only=True):
     default: Any
     help: str
     choices: list[str] | None
+    minimum: Annotated[float | None, Meta(description="Smallest value allowed (int, float).")]
+    maximum: Annotated[float | None, Meta(description="Largest value allowed (int, float).")]
     flag: bool
 
 
@@ -420,7 +478,9 @@ def schedule_path(schedule_id: UUID) -> str:
 class HelperCallBody(Struct, forbid_unknown_fields=True, kw_only=True):
     """One helper of a chain, e.g. `{"name": "dailyAt", "args": ["13:00"]}`."""
 
-    name: Annotated[str, Meta(description="Helper name; `GET /api/frequencies` lists them.")]
+    name: Annotated[
+        str, rule("Helper name; `GET /api/frequencies` lists them.", enum=sorted(HELPERS))
+    ]
     args: Annotated[list[Any], Meta(description="The helper's arguments, in order.")] = (
         msgspec.field(default_factory=list)
     )
@@ -430,15 +490,31 @@ _EXPRESSION = Meta(
     description="A cron expression: 5 fields, or 6 with seconds first (not with `helpers`)."
 )
 _HELPERS = Meta(description="A chain of helpers applied in order (not with `expression`).")
-_TIMEZONE = Meta(description="IANA timezone the frequency is read in, e.g. `Europe/Rome`.")
-_MISSED_RUNS = Meta(description="Ticks missed while no scheduler ran: `skip` or `run_once`.")
+_TIMEZONE = rule(
+    "IANA timezone the frequency is read in, e.g. `Europe/Rome`.", enum=sorted(timezone_names())
+)
+_MISSED_RUNS = rule(
+    "Ticks missed while no scheduler ran: `skip` or `run_once`.",
+    enum=[policy.value for policy in MissedRuns],
+)
+_SCHEDULE_NAME = rule(
+    f"A name for people, 1 to {MAX_NAME} characters (not blank).",
+    min_length=1,
+    max_length=MAX_NAME,
+    pattern=NOT_BLANK,
+)
+_DESCRIPTION = rule(
+    f"What the schedule is for, at most {MAX_DESCRIPTION} characters.", max_length=MAX_DESCRIPTION
+)
+_SCHEDULE_ATTEMPTS = rule("Attempts of each job (1 to 100).", **MAX_ATTEMPTS)
+_TIMEOUT = rule("Time limit of one attempt (up to 7 days).", **MAX_TIMEOUT)
 
 
 class CreateSchedule(Struct, forbid_unknown_fields=True, kw_only=True):
     """A new schedule: what to run (a command line or command) and when (cron or helpers)."""
 
-    name: Annotated[str, Meta(description="A name for people, 1 to 200 characters.")]
-    description: Annotated[str, Meta(description="What the schedule is for.")] = ""
+    name: Annotated[str, _SCHEDULE_NAME]
+    description: Annotated[str, _DESCRIPTION] = ""
     command_line: Annotated[
         str | None,
         Meta(description="A whole command line instead of command/arguments/options."),
@@ -452,11 +528,9 @@ class CreateSchedule(Struct, forbid_unknown_fields=True, kw_only=True):
     expression: Annotated[str | None, _EXPRESSION] = None
     helpers: Annotated[list[HelperCallBody] | None, _HELPERS] = None
     timezone: Annotated[str, _TIMEZONE] = "UTC"
-    queue: Annotated[str, Meta(description="high, default or low.")] = "default"
-    max_attempts: Annotated[int, Meta(description="Attempts of each job (1 to 100).")] = 3
-    timeout_seconds: Annotated[
-        float | None, Meta(description="Time limit of one attempt (up to 7 days).")
-    ] = None
+    queue: Annotated[str, _QUEUE] = "default"
+    max_attempts: Annotated[int, _SCHEDULE_ATTEMPTS] = 3
+    timeout_seconds: Annotated[float | None, _TIMEOUT] = None
     without_overlapping: Annotated[
         bool, Meta(description="Skip a tick while the previous run is still going.")
     ] = False
@@ -467,8 +541,8 @@ class CreateSchedule(Struct, forbid_unknown_fields=True, kw_only=True):
 class EditSchedule(Struct, forbid_unknown_fields=True, kw_only=True):
     """The settings to change; those left out keep their value."""
 
-    name: Annotated[str | UnsetType, Meta(description="1 to 200 characters.")] = UNSET
-    description: str | UnsetType = UNSET
+    name: Annotated[str | UnsetType, _SCHEDULE_NAME] = UNSET
+    description: Annotated[str | UnsetType, _DESCRIPTION] = UNSET
     command_line: Annotated[
         str | UnsetType, Meta(description="A new command line (or command/arguments/options).")
     ] = UNSET
@@ -478,9 +552,9 @@ class EditSchedule(Struct, forbid_unknown_fields=True, kw_only=True):
     expression: Annotated[str | UnsetType, _EXPRESSION] = UNSET
     helpers: Annotated[list[HelperCallBody] | UnsetType, _HELPERS] = UNSET
     timezone: Annotated[str | UnsetType, _TIMEZONE] = UNSET
-    queue: str | UnsetType = UNSET
-    max_attempts: int | UnsetType = UNSET
-    timeout_seconds: float | UnsetType | None = UNSET
+    queue: Annotated[str | UnsetType, _QUEUE] = UNSET
+    max_attempts: Annotated[int | UnsetType, _SCHEDULE_ATTEMPTS] = UNSET
+    timeout_seconds: Annotated[float | UnsetType | None, _TIMEOUT] = UNSET
     without_overlapping: bool | UnsetType = UNSET
     missed_runs: Annotated[str | UnsetType, _MISSED_RUNS] = UNSET
 
@@ -497,9 +571,18 @@ class EditSchedule(Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class AddComment(Struct, forbid_unknown_fields=True, kw_only=True):
-    """A note on a schedule or a job, signed by the caller."""
+    """A note on a schedule or a job: `{"text": "…"}`, signed by the caller
+    (`X-Chronicle-User`)."""
 
-    text: Annotated[str, Meta(description="The comment, up to 10,000 characters.")]
+    text: Annotated[
+        str,
+        rule(
+            f"The comment: 1 to {MAX_COMMENT_CHARS:,} characters, not only white space.",
+            min_length=1,
+            max_length=MAX_COMMENT_CHARS,
+            pattern=NOT_BLANK,
+        ),
+    ]
 
 
 class PreviewFrequency(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -508,7 +591,10 @@ class PreviewFrequency(Struct, forbid_unknown_fields=True, kw_only=True):
     expression: Annotated[str | None, _EXPRESSION] = None
     helpers: Annotated[list[HelperCallBody] | None, _HELPERS] = None
     timezone: Annotated[str, _TIMEZONE] = "UTC"
-    count: Annotated[int, Meta(description="How many next runs to list, 1 to 100.")] = 10
+    count: Annotated[
+        int,
+        rule(f"How many next runs to list, 1 to {MAX_PREVIEW}.", minimum=1, maximum=MAX_PREVIEW),
+    ] = 10
 
 
 class ScheduleLinks(Struct, kw_only=True):
@@ -593,6 +679,10 @@ class RunItem(Struct, kw_only=True):
     tick_id: UUID
     due_at: datetime
     triggered_at: datetime | None
+    late_ms: Annotated[
+        float | None,
+        Meta(description="How late the tick fired (triggered_at - due_at); null if manual."),
+    ]
     manual: bool
     job_id: UUID | None
     status: str
@@ -773,6 +863,7 @@ def run_item(row: RunRow) -> RunItem:
         tick_id=row.id,
         due_at=utc(row.due_at),
         triggered_at=utc_or_none(row.triggered_at),
+        late_ms=row.late_ms,
         manual=row.manual,
         job_id=row.job_id,
         status=row.status,
@@ -813,11 +904,16 @@ class PauseView(Struct, kw_only=True):
 
 
 class QueueControlView(Struct, kw_only=True):
-    """A queue after pause or resume; `queue` null is the maintenance pause of every queue."""
+    """A queue after pause or resume; `queue` null is the maintenance pause of every queue.
+
+    After a pause, `held` says every live worker acts on it (no job of the queue starts
+    from now on); otherwise `pending_workers` names those that did not say so in time."""
 
     queue: str | None
     paused: bool
     pause: PauseView | None
+    held: bool = True
+    pending_workers: list[str] = msgspec.field(default_factory=list)
 
 
 class TimingView(Struct, kw_only=True):
@@ -896,16 +992,28 @@ def batch_path(batch_id: UUID) -> str:
 
 
 _CALLBACK = "A command line dispatched as a job {}, exactly once."
+_BATCH_JOBS = rule(
+    "The jobs (1 to "
+    f'{MAX_JOBS_PER_ADD:,}): each a command line such as `"demo:echo hi"`, or an object as '
+    "`POST /api/jobs` takes it.",
+    min_items=1,
+    max_items=MAX_JOBS_PER_ADD,
+)
 
 
 class CreateBatch(Struct, forbid_unknown_fields=True, kw_only=True):
     """A batch (Laravel's `Bus::batch`): jobs, and callbacks run when they end."""
 
-    name: Annotated[str, Meta(description="A name for people, 1 to 200 characters.")]
-    jobs: Annotated[
-        list[DispatchJob],
-        Meta(description="The jobs, each as `POST /api/jobs` takes it (at least one)."),
+    name: Annotated[
+        str,
+        rule(
+            f"A name for people, 1 to {MAX_BATCH_NAME} characters (not blank).",
+            min_length=1,
+            max_length=MAX_BATCH_NAME,
+            pattern=NOT_BLANK,
+        ),
     ]
+    jobs: Annotated[list[DispatchJob | str], _BATCH_JOBS]
     allow_failures: Annotated[
         bool, Meta(description="False: the first failed job cancels the batch.")
     ] = False
@@ -924,7 +1032,7 @@ class CreateBatch(Struct, forbid_unknown_fields=True, kw_only=True):
 class AddBatchJobs(Struct, forbid_unknown_fields=True, kw_only=True):
     """Jobs to add to an open batch."""
 
-    jobs: Annotated[list[DispatchJob], Meta(description="At least one job.")]
+    jobs: Annotated[list[DispatchJob | str], _BATCH_JOBS]
 
 
 class CancelBatch(Struct, forbid_unknown_fields=True, kw_only=True):
