@@ -292,6 +292,9 @@ def test_pause_and_resume_over_http(client: TestClient[Litestar], app: Chronicle
         "queue": "default",
         "paused": True,
         "pause": {"by": "alice", "reason": "deploy", "at": "2026-01-05T12:00:00Z"},
+        # No worker runs in this test: none has to act on the pause first.
+        "held": True,
+        "pending_workers": [],
     }
     again = client.post("/api/queues/default/pause")
     assert again.status_code == 409

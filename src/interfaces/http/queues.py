@@ -8,6 +8,7 @@ from litestar import Controller, Response, get, post
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter
+from msgspec import UNSET
 
 from domain.queue_control import QueueControl
 from interfaces.bootstrap import Chronicle
@@ -46,8 +47,8 @@ def _control_view(
         queue=queue,
         paused=pause is not None,
         pause=None if pause is None else PauseView(by=pause[0], reason=pause[1], at=utc(pause[2])),
-        held=not pending,
-        pending_workers=pending or [],
+        held=UNSET if pending is None else not pending,
+        pending_workers=UNSET if pending is None else pending,
     )
 
 

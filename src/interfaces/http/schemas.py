@@ -906,14 +906,14 @@ class PauseView(Struct, kw_only=True):
 class QueueControlView(Struct, kw_only=True):
     """A queue after pause or resume; `queue` null is the maintenance pause of every queue.
 
-    After a pause, `held` says every live worker acts on it (no job of the queue starts
-    from now on); otherwise `pending_workers` names those that did not say so in time."""
+    After a pause (only), `held` says every live worker acts on it: no job of the queue starts
+    from now on; otherwise `pending_workers` names those that did not say so in time."""
 
     queue: str | None
     paused: bool
     pause: PauseView | None
-    held: bool = True
-    pending_workers: list[str] = msgspec.field(default_factory=list)
+    held: bool | UnsetType = UNSET
+    pending_workers: list[str] | UnsetType = UNSET
 
 
 class TimingView(Struct, kw_only=True):
