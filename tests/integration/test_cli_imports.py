@@ -160,6 +160,10 @@ def test_bad_input_names_the_problem(run, tmp_path: Path):
     assert "has no option 'update'" in run(
         "import", "contacts", str(source), "--option", "update=true", code=1
     )
+    deep = "[" * 1000 + "]" * 1000
+    assert "nested deeper than 32 levels" in run(
+        "import", "contacts", str(source), "--option", f"update_existing={deep}", code=2
+    )
     missing = tmp_path / "missing.csv"
     missing.write_text("name\nAda\n", encoding="utf-8")
     output = run("import", "contacts", str(missing), code=1)

@@ -20,7 +20,7 @@ from application.imports import ImportRequest, import_job_id
 from application.views.imports import ImportFilter
 from domain.data_import import ImportStatus
 from domain.job import JobStatus
-from domain.shared import DEFAULT_TENANT, NotFoundError
+from domain.shared import DEFAULT_TENANT, DomainError, NotFoundError
 from interfaces.bootstrap import Chronicle
 from interfaces.http.imports import (
     ImportView,
@@ -29,6 +29,7 @@ from interfaces.http.imports import (
     failed_rows_columns,
     failed_rows_csv,
 )
+from interfaces.http.inputs import decode_json_field
 
 #: Seconds without a worker taking the import before `--wait` says what it is waiting for.
 NO_WORKER_HINT_AFTER = 10.0
@@ -75,10 +76,18 @@ def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
 
 
 def _option_value(text: str) -> Any:
+    """A JSON value (`true`, `3`, `["a"]`), or the text itself when it is not JSON; held to
+    the rules of JSON sent to the API (nesting, NUL)."""
     try:
-        return json.loads(text)
+        json.loads(text)
     except json.JSONDecodeError:
         return text
+    except RecursionError:
+        pass  # decode_json_field says what is wrong with it
+    try:
+        return decode_json_field(text, "--option")
+    except DomainError as exc:
+        raise click.BadParameter(str(exc), param_hint="--option") from None
 
 
 def _import_id(raw: str) -> UUID:
