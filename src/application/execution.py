@@ -372,8 +372,13 @@ class JobExecutor:
                     )
                 except OutageGaveUpError:
                     return self._unrecorded()
-                if reloaded is not None and reloaded.version == job.version:
-                    # Our save was committed although it reported an error.
+                if (
+                    reloaded is not None
+                    and reloaded.version == job.version
+                    and reloaded.modified_on == job.modified_on
+                ):
+                    # Our save was committed although it reported an error (the same last
+                    # event: the same version is not enough, a cancel request has one too).
                     return self._recorded(outcome, duration_ms)
                 if (
                     reloaded is None

@@ -226,3 +226,23 @@ def test_an_attempt_recorded_lost_meanwhile_keeps_no_outcome_from_here(world: Wo
     assert world.executor.process(job_id) is Outcome.SKIPPED
     job = world.job(job_id)
     assert (job.status, job.worker_id, job.attempts) == (JobStatus.RUNNING, "w-2", 2)
+
+
+def test_a_cancel_request_saved_while_the_outcome_was_decided_ends_it_cancelled(
+    world: World,
+) -> None:
+    """The request has the version the outcome would have had: the executor must not take
+    the stored request for its own outcome (that left jobs running for good)."""
+    job_id = world.jobs.dispatch(DispatchRequest(command_line="demo:echo hi"))
+    original = world.save.operation
+    saves: list[int] = []
+
+    def cancel_first(*events: Any) -> Any:
+        saves.append(len(saves))
+        if len(saves) == 2:
+            world.jobs.cancel(job_id, tenant="default", by="op", reason="batch cancelled")
+        return original(*events)
+
+    world.save.operation = cancel_first
+    assert world.executor.process(job_id) is Outcome.CANCELLED
+    assert world.job(job_id).status is JobStatus.CANCELLED
