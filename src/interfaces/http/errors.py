@@ -154,7 +154,8 @@ def unavailable_error(request: Request[Any, Any, Any], exc: Exception) -> Respon
     log.warning("database unreachable", **_where(request), error=str(exc)[:300])
     return error_response(
         503,
-        "the database cannot be reached right now; nothing was changed, try again shortly",
+        "the database cannot be reached right now: try again shortly (a dispatch sent with "
+        "an Idempotency-Key is safe to send again)",
         headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
     )
 
