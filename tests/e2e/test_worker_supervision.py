@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import httpx
@@ -59,3 +60,31 @@ def test_a_killed_worker_process_is_replaced_and_logged(
     job_id = dispatch(base_url, command_line="demo:echo again")
     assert wait_status(base_url, job_id, "succeeded")["output"] == "again\n"
     assert httpx.get(f"{base_url}/health", timeout=5).status_code == 200
+
+
+def test_the_job_of_a_killed_worker_runs_again_without_using_up_an_attempt(
+    production: tuple[str, Processes],
+) -> None:
+    """kill -9 of the worker running a job: once the worker is known lost (its heartbeat is
+    silent for CHRONICLE_WORKER_LOST_AFTER_SECONDS, 30 s), the job runs again; the lost
+    attempt is not counted, so a job of one attempt still gets its run."""
+    base_url, _ = production
+    job_id = dispatch(base_url, command_line="demo:sleep --seconds=3", max_attempts=1)
+    running = wait_status(base_url, job_id, "running")
+    pid = int(str(running["worker_id"]).rsplit(":", 1)[1])
+    os.kill(pid, signal.SIGKILL)
+    killed = time.monotonic()
+    done = wait_status(base_url, job_id, "succeeded", timeout=120)
+    recovered = time.monotonic() - killed
+    print(f"\nthe killed worker's job succeeded {recovered:.1f} s after the kill")
+    events = [entry["event"] for entry in done["timeline"]]
+    assert events == [
+        "dispatched",
+        "started",
+        "attempt_failed",
+        "attempt_not_counted",
+        "retry_scheduled",
+        "started",
+        "succeeded",
+    ], events
+    assert done["last_error_type"] == "WorkerLost"
