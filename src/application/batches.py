@@ -138,14 +138,11 @@ class BatchService:
         With `idempotency_key`, the same key sent again with the same request (within the
         retention window) returns the first batch and creates nothing.
         """
-        if idempotency_key is not None:
-            return self.create_once(request, idempotency_key=idempotency_key).ids[0]
-        aggregates, ids = self._build(request)
-        self._events.save(*aggregates)
-        return ids[0]
+        return self.create_once(request, idempotency_key=idempotency_key).ids[0]
 
-    def create_once(self, request: BatchRequest, *, idempotency_key: str) -> Created:
-        """`create` under an idempotency key; says whether this call created the batch."""
+    def create_once(self, request: BatchRequest, *, idempotency_key: str | None = None) -> Created:
+        """`create`, saying whether this call created the batch (False: the key had been used
+        for the same request, the answer is the first batch)."""
         return self._jobs.idempotent.create(
             tenant=request.tenant,
             key=idempotency_key,

@@ -69,13 +69,19 @@ class IdempotentCreation:
         self,
         *,
         tenant: str,
-        key: str,
+        key: str | None,
         kind: str,
         request: object,
         build: Callable[[], tuple[Sequence[Any], list[UUID]]],
     ) -> Created:
-        """`build()` returns the aggregates to save and the ids to answer with; it runs only
-        when the key is new (or expired), and its aggregates are saved with the key."""
+        """`build()` returns the aggregates to save (in one transaction) and the ids to answer
+        with. Without a key it always runs; with one, only when the key is new (or expired),
+        and its aggregates are saved with the key."""
+        if key is None:
+            aggregates, ids = build()
+            if aggregates:
+                self._events.save(*aggregates)
+            return Created(ids, created=True)
         validate_key(key)
         digest = fingerprint(request)
         key_id = idempotency_key_id(tenant, key)

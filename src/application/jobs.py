@@ -150,20 +150,15 @@ class JobService:
         With `idempotency_key`, the same key sent again with the same requests (within the
         retention window) returns the first jobs' ids and dispatches nothing.
         """
-        if idempotency_key is not None:
-            return self.dispatch_once(requests, idempotency_key=idempotency_key).ids
-        now = self._clock.now()
-        jobs = [self.build(request, now) for request in requests]
-        if jobs:
-            self._events.save(*jobs)
-        return [job.id for job in jobs]
+        return self.dispatch_once(requests, idempotency_key=idempotency_key).ids
 
     def dispatch_once(
-        self, requests: Sequence[DispatchRequest], *, idempotency_key: str
+        self, requests: Sequence[DispatchRequest], *, idempotency_key: str | None = None
     ) -> Created:
-        """`dispatch_many` under an idempotency key; says whether this call dispatched."""
+        """`dispatch_many`, saying whether this call dispatched (False: the key had been used
+        for the same requests, the answer is the first jobs)."""
         tenants = {request.tenant for request in requests} or {DEFAULT_TENANT}
-        if len(tenants) > 1:
+        if idempotency_key is not None and len(tenants) > 1:
             raise ValidationError("one idempotency key covers the jobs of one tenant")
 
         def build() -> tuple[list[Job], list[UUID]]:

@@ -200,7 +200,7 @@ class JobRecovery:
         paused = {(p.tenant, p.queue) for p in self._pauses.pauses()}
         by_queue: dict[str, list[str]] = {}
         for tenant, queue in self._queries.tenant_queues(JobStatus.WAITING):
-            if (tenant, queue) in paused or (tenant, None) in paused:
+            if queue not in QUEUES or (tenant, queue) in paused or (tenant, None) in paused:
                 continue  # a paused queue's jobs are meant to wait
             by_queue.setdefault(queue, []).append(tenant)
         resent = 0
@@ -213,7 +213,7 @@ class JobRecovery:
                 )
             ]
             # The broker is asked only about queues with candidates (usually none).
-            if not stranded or queue not in QUEUES:
+            if not stranded:
                 continue
             ready = self._queue.ready_messages(queue)
             if ready is None or ready > 0:

@@ -2,8 +2,9 @@
 
 Public API
 ----------
-- `build_broker(url)` -> a bare Dramatiq broker (RabbitMQ, Redis or in-process stub), with none of
-  Dramatiq's middleware: Chronicle does its own retries, time limits and age checks.
+- `build_broker(url)` -> a Dramatiq broker (RabbitMQ, Redis or in-process stub) whose only
+  middleware is `CurrentMessage` (to hand a message back): Chronicle does its own retries, time
+  limits and age checks.
 - `ChronicleBroker(broker, prefix=...)` / `ChronicleBroker.from_url(url, prefix=...)` holds the
   broker and the queue-name prefix, declares the three queues (`high`, `default`, `low`) and the
   one actor `chronicle_run_job`. All else takes a `ChronicleBroker`: the prefix is given once.

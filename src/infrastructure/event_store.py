@@ -64,7 +64,6 @@ def wait_for_postgres(
     *,
     timeout: float | None,
     probe: Callable[[], None] | None = None,
-    stop: threading.Event | None = None,
 ) -> None:
     """Return once PostgreSQL accepts a connection (and `probe`, e.g. opening the pools,
     succeeds); say so when it does not.
@@ -94,10 +93,7 @@ def wait_for_postgres(
                     waited_s=round(waited),
                 )
                 last_said = time.monotonic()
-            if stop is not None and stop.wait(delay):
-                raise StoreUnavailableError("stopped while waiting for PostgreSQL") from None
-            if stop is None:
-                time.sleep(delay)
+            time.sleep(delay)
             delay = min(5.0, delay * 2)
             continue
         if last_said is not None:
@@ -130,9 +126,8 @@ def setup_lock(url: str, schema: str) -> Iterator[None]:
 
     Processes started together (API, projector, workers) would otherwise race on
     `CREATE SCHEMA/TABLE IF NOT EXISTS`, which is not safe against itself in PostgreSQL;
-    the schema is created first, under the lock. Take it
-    only once every pool the set-up uses has its connection: a process must never wait for
-    a connection while holding it.
+    the schema is created first, under the lock. Take it only once every pool the set-up
+    uses has its connection: a process must never wait for a connection while holding it.
     """
     with psycopg.connect(url, autocommit=True, connect_timeout=5) as conn:
         conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK,))

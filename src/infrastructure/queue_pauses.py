@@ -7,7 +7,7 @@ from uuid import UUID
 
 from application.views.queue_pauses import QueuePause
 from domain.job import JobStatus
-from infrastructure.read_models import SqlProjectionStore, Table
+from infrastructure.read_models import SqlJobsQueries, SqlProjectionStore, Table
 from infrastructure.sql import Database, Session
 
 #: How the maintenance pause (queue None) is stored: a key column cannot be NULL.
@@ -100,17 +100,8 @@ class SqlQueuePauses:
         ]
 
     def position(self) -> int:
-        with self._db.read() as s:
-            row = s.fetchone(
-                "SELECT position FROM projection_tracking WHERE name = ?", ("queue_pauses",)
-            )
-        return int(row["position"]) if row else 0
+        return queue_pauses_store(self._db).position()
 
     def waiting(self) -> set[tuple[str, str]]:
         # The jobs read model's per-(tenant, queue, status) counters: one row per pair.
-        with self._db.read() as s:
-            rows = s.fetchall(
-                "SELECT tenant, queue FROM queue_counts WHERE status = ? AND count > 0",
-                (JobStatus.WAITING.value,),
-            )
-        return {(row["tenant"], row["queue"]) for row in rows}
+        return SqlJobsQueries(self._db).tenant_queues(JobStatus.WAITING)

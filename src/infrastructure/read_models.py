@@ -756,10 +756,6 @@ class SqlWorkerHeartbeats:
             )
         return [self._beat(row) for row in rows]
 
-    def last_seen(self, worker_id: str) -> datetime | None:
-        beat = self.latest(worker_id)
-        return beat.last_seen if beat else None
-
     def forget(self, worker_id: str) -> None:
         with self._db.transaction() as s:
             s.execute("DELETE FROM worker_beats WHERE worker_id = ?", (worker_id,))

@@ -180,10 +180,10 @@ class Chronicle:
             stranded_after=timedelta(seconds=self.settings.stranded_after_seconds),
         )
 
-    def recovery_sweeper(self, queue: JobQueue) -> PeriodicTask:
-        """`recovery(queue).sweep()` on a thread, several times per `worker_lost_after`."""
+    def recovery_sweeper(self, recovery: JobRecovery) -> PeriodicTask:
+        """`recovery.sweep()` on a thread, several times per `worker_lost_after`."""
         interval = max(1.0, min(10.0, self.settings.worker_lost_after_seconds / 3))
-        return PeriodicTask("job-recovery", self.recovery(queue).sweep, interval)
+        return PeriodicTask("job-recovery", recovery.sweep, interval)
 
     @property
     def worker_id(self) -> str:

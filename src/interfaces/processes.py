@@ -99,7 +99,7 @@ def run_projector(settings: Settings) -> None:
     # Export files past the retention are removed (and their exports say so) every minute.
     retention = chronicle.exports.sweeper(RETENTION_SWEEP_SECONDS).start()
     # Lost attempts and due jobs without a message are set going again.
-    recovery = chronicle.recovery_sweeper(queue).start()
+    recovery = chronicle.recovery_sweeper(chronicle.recovery(queue)).start()
     log.info("projector running", projections=sorted(chronicle.runners))
     try:
         _wait_for_signal()
@@ -214,7 +214,7 @@ def run_all_in_one(settings: Settings) -> None:
     if settings.effective_broker_url.startswith("memory://"):
         # The in-process broker starts empty: every waiting job needs its message again.
         recovery.resend_waiting()
-    sweeper = chronicle.recovery_sweeper(queue).start()
+    sweeper = chronicle.recovery_sweeper(recovery).start()
     worker = start_worker(
         setup,
         queues=["high", "default", "low"],

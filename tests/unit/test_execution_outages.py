@@ -52,10 +52,6 @@ class Beats:
     def beat(self, worker_id: str, at: datetime, running: frozenset[UUID] = frozenset()) -> None:
         self.beats[worker_id] = WorkerBeat(worker_id, at, running)
 
-    def last_seen(self, worker_id: str) -> datetime | None:
-        beat = self.beats.get(worker_id)
-        return beat.last_seen if beat else None
-
     def latest(self, worker_id: str) -> WorkerBeat | None:
         return self.beats.get(worker_id)
 

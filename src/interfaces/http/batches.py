@@ -224,11 +224,8 @@ class BatchController(Controller):
             tenant=caller.tenant,
             by=caller.user,
         )
-        if idempotency_key is None:
-            batch_id, created = chronicle.batches.create(request), True
-        else:
-            once = chronicle.batches.create_once(request, idempotency_key=idempotency_key)
-            batch_id, created = once.ids[0], once.created
+        once = chronicle.batches.create_once(request, idempotency_key=idempotency_key)
+        batch_id, created = once.ids[0], once.created
         body = current_view(chronicle, batch_id, caller.tenant)
         return Response(
             body, status_code=201 if created else 200, headers={"Location": batch_path(batch_id)}

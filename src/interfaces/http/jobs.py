@@ -307,14 +307,13 @@ class JobController(Controller):
         )
         # Parsing is pure: it gives the canonical command line without reading anything back.
         command_line = chronicle.jobs.parse(request).command_line()
-        status = JobStatus.WAITING.value
-        if idempotency_key is None:
-            job_id, created = chronicle.jobs.dispatch(request), True
-        else:
-            once = chronicle.jobs.dispatch_once([request], idempotency_key=idempotency_key)
-            job_id, created = once.ids[0], once.created
-            if not created:
-                status = chronicle.jobs.get(job_id, tenant=caller.tenant).status.value
+        once = chronicle.jobs.dispatch_once([request], idempotency_key=idempotency_key)
+        job_id, created = once.ids[0], once.created
+        status = (
+            JobStatus.WAITING.value
+            if created
+            else chronicle.jobs.get(job_id, tenant=caller.tenant).status.value
+        )
         location = job_path(job_id)
         body = DispatchedJob(
             id=job_id,
