@@ -103,7 +103,7 @@ def copy_rate(path: Path, *, row_by_row: bool = False) -> float:
 CHILD = """
 import json, resource, sys, time
 from pathlib import Path
-from application.imports import ImportRequest
+from application.imports.service import ImportRequest
 from infrastructure.settings import Settings
 from interfaces.bootstrap import bootstrap
 

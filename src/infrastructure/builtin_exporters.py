@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from application.exporters import (
+from application.exports.exporters import (
     ExportColumn,
     Exporter,
     ExporterRegistry,
@@ -21,7 +21,7 @@ from application.exporters import (
     ExportRow,
 )
 from domain.job import QUEUES, JobStatus
-from infrastructure.read_models import FAILED_LISTED
+from infrastructure.read_models.jobs import FAILED_LISTED
 from infrastructure.sql import Database
 
 #: Rows read per query.

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from application.importers import Rejections, ValidRow
+from application.imports.importers import Rejections, ValidRow
 from domain.shared import DEFAULT_TENANT
 from infrastructure.sql import Database, Session
 

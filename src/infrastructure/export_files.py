@@ -17,8 +17,8 @@ from typing import IO, Literal
 from uuid import UUID
 from xml.sax.saxutils import escape
 
-from application.exporters import ExportColumn, ExportRow, neutralise
-from application.exports import WrittenFile
+from application.exports.exporters import ExportColumn, ExportRow, neutralise
+from application.exports.service import WrittenFile
 from domain.shared import NotFoundError, ValidationError, require_utc
 
 __all__ = [

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import BinaryIO
 from uuid import UUID
 
-from application.imports import UploadTooLargeError
+from application.imports.service import UploadTooLargeError
 from domain.shared import NotFoundError
 
 _BLOCK = 1024 * 1024

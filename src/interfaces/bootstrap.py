@@ -19,11 +19,13 @@ from application.builtin_commands import register_builtins
 from application.commands import CommandRegistry, default_registry
 from application.event_log import ChronicleEvents
 from application.execution import JobExecutor, PauseGate
-from application.exporters import ExporterRegistry, default_exporters
-from application.exports import EXPORT_COMMAND, ExportService, register_export_command
+from application.exports.exporters import ExporterRegistry, default_exporters
+from application.exports.service import EXPORT_COMMAND, ExportService, register_export_command
+from application.exports.view import ExportsProjection
 from application.group_commit import GroupCommitter
-from application.importers import builtin_importers, default_importers
-from application.imports import IMPORT_COMMAND, ImportService, register_import_command
+from application.imports.importers import builtin_importers, default_importers
+from application.imports.service import IMPORT_COMMAND, ImportService, register_import_command
+from application.imports.view import ImportsProjection
 from application.jobs import JobService
 from application.outbox import OutboxRelay
 from application.periodic import PeriodicTask
@@ -35,15 +37,12 @@ from application.scheduler import Scheduler
 from application.schedules import ScheduleService
 from application.stopped_jobs import StoppedJobWatcher
 from application.views.batches import BatchesProjection
-from application.views.exports import ExportsProjection
-from application.views.imports import ImportsProjection
 from application.views.job_timeline import JobTimelineProjection
 from application.views.jobs import JobsProjection
 from application.views.queue_metrics import QueueMetricsProjection
 from application.views.queue_pauses import QueuePausesProjection
 from application.views.schedules import ScheduleRunsProjection, SchedulesProjection
 from domain.job import QUEUES
-from infrastructure.batch_read_models import SqlBatchQueries, batch_process_store, batches_store
 from infrastructure.builtin_exporters import register_builtin_exporters
 from infrastructure.contacts import SqlContactStore
 from infrastructure.cron import CroniterCalculator
@@ -57,26 +56,21 @@ from infrastructure.event_store import (
     wait_for_postgres,
 )
 from infrastructure.export_files import ExportFileStore
-from infrastructure.export_read_models import SqlExportQueries, exports_store
 from infrastructure.import_files import LocalImportFiles
 from infrastructure.import_keys import SqliteUniqueKeys
-from infrastructure.import_read_models import SqlImportQueries, imports_store
-from infrastructure.queue_metrics import SqlQueueMetrics, queue_metrics_store
-from infrastructure.queue_pauses import SqlQueuePauses, queue_pauses_store
-from infrastructure.read_models import (
-    SqlJobsQueries,
-    SqlProjectionStore,
-    SqlWorkerHeartbeats,
-    TrackingOnlyStore,
-    create_tracking,
-    jobs_store,
-    timeline_store,
-)
-from infrastructure.schedule_read_models import SqlScheduleQueries, runs_store, schedules_store
+from infrastructure.read_models.batches import SqlBatchQueries, batch_process_store, batches_store
+from infrastructure.read_models.exports import SqlExportQueries, exports_store
+from infrastructure.read_models.imports import SqlImportQueries, imports_store
+from infrastructure.read_models.jobs import SqlJobsQueries, jobs_store, timeline_store
+from infrastructure.read_models.queue_metrics import SqlQueueMetrics, queue_metrics_store
+from infrastructure.read_models.queue_pauses import SqlQueuePauses, queue_pauses_store
+from infrastructure.read_models.schedules import SqlScheduleQueries, runs_store, schedules_store
+from infrastructure.read_models.store import SqlProjectionStore, TrackingOnlyStore, create_tracking
 from infrastructure.scheduler_presence import SqlSchedulerPresence
 from infrastructure.settings import Settings
 from infrastructure.sql import Database, PostgresDatabase, SqliteDatabase
 from infrastructure.time_limit import ThreadTimeLimiter
+from infrastructure.worker_heartbeats import SqlWorkerHeartbeats
 
 #: Read-model projections that `chronicle projections rebuild` can rebuild.
 PROJECTIONS = (

@@ -6,7 +6,7 @@ from uuid import uuid4
 
 import pytest
 
-from application.importers import builtin_importers, validate_chunk
+from application.imports.importers import builtin_importers, validate_chunk
 from infrastructure.contacts import ALREADY_EXISTS, SqlContactStore
 from interfaces.bootstrap import Chronicle
 

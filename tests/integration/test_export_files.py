@@ -19,7 +19,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from application.exporters import ExportColumn, ExportRow
+from application.exports.exporters import ExportColumn, ExportRow
 from domain.shared import NotFoundError, ValidationError
 from infrastructure.export_files import (
     XLSX_MAX_TEXT,

@@ -16,7 +16,7 @@ from xml.etree import ElementTree as ET
 
 import pytest
 
-from application.exporters import ExportColumn, Exporter, ExportQuery, ExportRow
+from application.exports.exporters import ExportColumn, Exporter, ExportQuery, ExportRow
 from application.jobs import DispatchRequest
 from application.schedules import ScheduleRequest
 from domain.export import ExportStatus, export_job_id

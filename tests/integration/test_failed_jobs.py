@@ -18,7 +18,7 @@ from litestar.testing import TestClient
 
 from application.views.jobs import FailedJobFilter
 from domain.job import Job
-from infrastructure.read_models import SqlJobsQueries
+from infrastructure.read_models.jobs import SqlJobsQueries
 from interfaces.bootstrap import Chronicle
 from interfaces.http import create_app
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from application.importers import Column, Importer, RowValidator
+from application.imports.importers import Column, Importer, RowValidator
 from infrastructure.import_keys import SqliteUniqueKeys
 
 pytestmark = pytest.mark.integration

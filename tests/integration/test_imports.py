@@ -11,8 +11,8 @@ from uuid import UUID
 import pytest
 
 from application.commands import CommandCancelledError, CommandContext
-from application.imports import ImportRequest, import_job_id
-from application.views.imports import ImportFilter
+from application.imports.service import ImportRequest, import_job_id
+from application.imports.view import ImportFilter
 from domain.data_import import ImportStatus
 from domain.shared import ValidationError
 from infrastructure.contacts import SqlContactStore
@@ -208,7 +208,7 @@ def test_a_file_without_required_columns_fails_and_says_which(chronicle: Chronic
     assert row.status == ImportStatus.FAILED
     assert row.failure is not None
     assert "lacks required columns for importer 'contacts': email" in row.failure
-    listed = chronicle.import_queries.list_imports(ImportFilter("default"), limit=10)
+    listed, _ = chronicle.import_queries.list_imports(ImportFilter("default"), limit=10)
     assert [r.id for r in listed] == [import_id]
 
 
@@ -238,7 +238,7 @@ def test_bad_requests_are_refused_and_leave_nothing(
         chronicle.imports.start(request, io.BytesIO(data))
     assert message in str(caught.value)
     project(chronicle)
-    assert chronicle.import_queries.list_imports(ImportFilter("default"), limit=10) == []
+    assert chronicle.import_queries.list_imports(ImportFilter("default"), limit=10) == ([], None)
     assert list((chronicle.settings.files_dir / "imports").glob("*")) == []
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from application.jobs import DispatchRequest
 from application.views.jobs import JobFilter
-from infrastructure.read_models import SqlWorkerHeartbeats
+from infrastructure.worker_heartbeats import SqlWorkerHeartbeats
 from interfaces.bootstrap import Chronicle
 from tests.unit.fakes import FakeQueue
 
@@ -281,11 +281,8 @@ def test_a_changed_read_model_definition_is_rebuilt_from_the_log(chronicle: Chro
 
     from application.projections import ProjectionRunner  # noqa: PLC0415
     from application.views.job_timeline import JobTimelineProjection  # noqa: PLC0415
-    from infrastructure.read_models import (  # noqa: PLC0415
-        JOB_TIMELINE,
-        SqlProjectionStore,
-        SqlTimelineWriter,
-    )
+    from infrastructure.read_models.jobs import JOB_TIMELINE, SqlTimelineWriter  # noqa: PLC0415
+    from infrastructure.read_models.store import SqlProjectionStore  # noqa: PLC0415
 
     job_id = chronicle.jobs.dispatch(DispatchRequest(command_line="demo:noop"))
     project(chronicle)

@@ -24,7 +24,7 @@ from application.views.queue_metrics import MinuteStats, minute_of
 from domain.job import Job
 from domain.queue_control import QueueControl, queue_control_id
 from domain.shared import InvalidTransitionError
-from infrastructure.queue_metrics import queue_metrics_store
+from infrastructure.read_models.queue_metrics import queue_metrics_store
 from interfaces.bootstrap import Chronicle, bootstrap
 from interfaces.cli.main import cli
 from interfaces.http import create_app

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from application.csv_reader import CsvFileError, ParsedRow, read_rows, split_values
-from application.exporters import FORMULA_PREFIXES, neutralise
+from application.exports.exporters import FORMULA_PREFIXES, neutralise
+from application.imports.csv_reader import CsvFileError, ParsedRow, read_rows, split_values
 
 
 def parse(data: bytes, **options: object) -> tuple[list[str], str, list[ParsedRow]]:

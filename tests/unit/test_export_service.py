@@ -14,7 +14,7 @@ import pytest
 
 from application.commands import CommandCancelledError, CommandContext, CommandRegistry
 from application.event_log import ChronicleEvents, LoggedEvent
-from application.exporters import (
+from application.exports.exporters import (
     ExportColumn,
     Exporter,
     ExporterRegistry,
@@ -22,16 +22,16 @@ from application.exporters import (
     ExportQuery,
     ExportRow,
 )
-from application.exports import (
+from application.exports.service import (
     EXPORT_COMMAND,
     ExportService,
     WrittenFile,
     register_export_command,
 )
+from application.exports.view import ExportRecord
 from application.jobs import JobService
 from application.periodic import PeriodicTask
 from application.stopped_jobs import StoppedJobWatcher
-from application.views.exports import ExportRecord
 from domain.export import Export, ExportFormat, ExportStatus, export_job_id
 from domain.job import Job
 from domain.shared import GoneError, InvalidTransitionError, NotFoundError, ValidationError

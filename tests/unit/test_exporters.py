@@ -8,7 +8,7 @@ from uuid import uuid4
 
 import pytest
 
-from application.exporters import (
+from application.exports.exporters import (
     ExportColumn,
     Exporter,
     ExporterRegistry,

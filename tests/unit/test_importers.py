@@ -10,8 +10,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from application.csv_reader import ParsedRow, read_rows
-from application.importers import (
+from application.imports.csv_reader import ParsedRow, read_rows
+from application.imports.importers import (
     COUNTRY_CODES,
     ROW_ERROR,
     ChunkContext,

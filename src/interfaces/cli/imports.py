@@ -14,10 +14,10 @@ from uuid import UUID
 
 import click
 
-from application.csv_reader import CsvFileError, read_rows
-from application.importers import describe_errors
-from application.imports import ImportRequest, import_job_id
-from application.views.imports import ImportFilter
+from application.imports.csv_reader import CsvFileError, read_rows
+from application.imports.importers import describe_errors
+from application.imports.service import ImportRequest, import_job_id
+from application.imports.view import ImportFilter
 from domain.data_import import ImportStatus
 from domain.job import JobStatus
 from domain.shared import DEFAULT_TENANT, DomainError, NotFoundError
@@ -237,7 +237,7 @@ def imports_list(status: str | None, importer: str | None, limit: int, tenant: s
     """The latest imports, newest first."""
     with _open() as app:
         _catch_up(app)
-        rows = app.import_queries.list_imports(
+        rows, _ = app.import_queries.list_imports(
             ImportFilter(tenant, status=status, importer=importer), limit=limit
         )
     if not rows:

@@ -13,7 +13,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
 from application.commands import CommandLineError
-from application.imports import UploadTooLargeError
+from application.imports.service import UploadTooLargeError
 from application.ports import StoreUnavailableError
 from domain.shared import (
     ConflictError,

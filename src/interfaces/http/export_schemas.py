@@ -9,8 +9,8 @@ from uuid import UUID
 
 from msgspec import Meta, Struct
 
-from application.exporters import Exporter
-from application.views.exports import ExportRecord
+from application.exports.exporters import Exporter
+from application.exports.view import ExportRecord
 from domain.export import Export, ExportFormat, ExportStatus
 from interfaces.http.schemas import job_path, utc, utc_or_none
 

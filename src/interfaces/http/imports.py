@@ -20,10 +20,10 @@ from litestar.params import Body, JSONBody, QueryParameter
 from litestar.response import Stream
 from msgspec import Meta, Struct, field
 
-from application.exporters import neutralise
-from application.importers import describe_errors
-from application.imports import EXTRA_FIELDS, RAW_TEXT, ImportRequest, import_job_id
-from application.views.imports import (
+from application.exports.exporters import neutralise
+from application.imports.importers import describe_errors
+from application.imports.service import EXTRA_FIELDS, RAW_TEXT, ImportRequest, import_job_id
+from application.imports.view import (
     FailedImportRow,
     ImportFilter,
     ImportRow,
@@ -32,7 +32,6 @@ from application.views.imports import (
 )
 from domain.data_import import Import, ImportStatus
 from domain.shared import ValidationError
-from infrastructure.read_models import decode_cursor, encode_cursor
 from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import Caller, parse_id
 from interfaces.http.errors import error_responses
@@ -382,18 +381,12 @@ class ImportController(Controller):
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> ImportPage:
-        before = decode_cursor(cursor) if cursor else None
-        rows = chronicle.import_queries.list_imports(
+        rows, next_cursor = chronicle.import_queries.list_imports(
             ImportFilter(caller.tenant, status=status.value if status else None, importer=importer),
-            limit=limit + 1,
-            before=before,
+            limit=limit,
+            cursor=cursor or None,
         )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return ImportPage(
-            items=[row_view(row) for row in rows],
-            next_cursor=encode_cursor(rows[-1].seq) if more else None,
-        )
+        return ImportPage(items=[row_view(row) for row in rows], next_cursor=next_cursor)
 
     @get(
         "/{import_id:str}",

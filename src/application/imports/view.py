@@ -9,7 +9,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from application.event_log import LoggedEvent, topic
-from application.importers import describe_errors
+from application.imports.importers import describe_errors
 from domain.data_import import Import, ImportStatus
 
 
@@ -105,8 +105,11 @@ class ImportsQueries(Protocol):
 
     def get_import(self, tenant: str, import_id: UUID) -> ImportRow | None: ...
     def list_imports(
-        self, where: ImportFilter, *, limit: int, before: int | None = None
-    ) -> list[ImportRow]: ...
+        self, where: ImportFilter, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[ImportRow], str | None]:
+        """Newest first; the cursor of the next page, or None on the last one."""
+        ...
+
     def failed_rows(
         self,
         tenant: str,

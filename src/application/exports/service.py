@@ -21,7 +21,7 @@ from eventsourcing.application import AggregateNotFoundError
 
 from application.commands import CommandContext, CommandRegistry, Help
 from application.event_log import ChronicleEvents, change
-from application.exporters import (
+from application.exports.exporters import (
     ExportColumn,
     Exporter,
     ExporterRegistry,
@@ -29,10 +29,10 @@ from application.exporters import (
     ExportRow,
     filters_to_json,
 )
+from application.exports.view import ExportsQueries
 from application.jobs import DispatchRequest, JobService
 from application.periodic import PeriodicTask
 from application.ports import Clock, JobTimedOutError
-from application.views.exports import ExportsQueries
 from domain.export import Export, ExportFormat, ExportStatus, export_job_id, parse_format
 from domain.shared import (
     DEFAULT_TENANT,

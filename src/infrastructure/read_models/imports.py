@@ -8,13 +8,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from application.views.imports import (
+from application.imports.view import (
     FailedImportRow,
     ImportFilter,
     ImportRow,
 )
 from domain.data_import import ImportStatus
-from infrastructure.read_models import SqlProjectionStore, Table
+from infrastructure.read_models.store import SqlProjectionStore, Table, newest_first
 from infrastructure.sql import Database, Session
 
 IMPORTS = Table(
@@ -65,7 +65,7 @@ class SqlImportsWriter:
         for column in _JSON_COLUMNS:
             values[column] = json.dumps(values[column])
         self._s.execute(
-            f"INSERT INTO {self._imports} ({IMPORT_COLUMNS})"  # noqa: S608 - names are constants
+            f"INSERT INTO {self._imports} ({IMPORT_COLUMNS})"
             f" VALUES ({', '.join('?' for _ in values)}) ON CONFLICT (id) DO NOTHING",
             list(values.values()),
         )
@@ -74,7 +74,7 @@ class SqlImportsWriter:
         self, import_id: UUID, rows_ok: int, failed: int, bytes_read: int, at: datetime
     ) -> None:
         self._s.execute(
-            f"UPDATE {self._imports} SET rows = rows + ?, succeeded = succeeded + ?,"  # noqa: S608
+            f"UPDATE {self._imports} SET rows = rows + ?, succeeded = succeeded + ?,"
             " failed = failed + ?, chunks = chunks + 1, bytes_read = ?, updated_at = ?"
             " WHERE id = ?",
             (rows_ok + failed, rows_ok, failed, bytes_read, at, str(import_id)),
@@ -82,21 +82,21 @@ class SqlImportsWriter:
 
     def finish(self, import_id: UUID, status: str, failure: str | None, at: datetime) -> None:
         self._s.execute(
-            f"UPDATE {self._imports} SET status = ?, failure = ?, finished_at = ?,"  # noqa: S608
+            f"UPDATE {self._imports} SET status = ?, failure = ?, finished_at = ?,"
             " updated_at = ? WHERE id = ?",
             (status, failure, at, at, str(import_id)),
         )
 
     def tenant_of(self, import_id: UUID) -> str | None:
         row = self._s.fetchone(
-            f"SELECT tenant FROM {self._imports} WHERE id = ?",  # noqa: S608
+            f"SELECT tenant FROM {self._imports} WHERE id = ?",
             (str(import_id),),
         )
         return None if row is None else str(row["tenant"])
 
     def put_failed_rows(self, tenant: str, rows: Sequence[FailedImportRow]) -> None:
         self._s.executemany(
-            f"INSERT INTO {self._failed} (import_id, tenant, number, data, errors, error,"  # noqa: S608
+            f"INSERT INTO {self._failed} (import_id, tenant, number, data, errors, error,"
             " passed, passed_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (import_id, number) DO UPDATE SET data = excluded.data,"
             " errors = excluded.errors, error = excluded.error, passed = excluded.passed,"
@@ -119,13 +119,13 @@ class SqlImportsWriter:
     def pass_rows(self, import_id: UUID, numbers: Sequence[int], at: datetime) -> None:
         if numbers:
             self._s.executemany(
-                f"UPDATE {self._failed} SET passed = ?, passed_at = ?"  # noqa: S608
+                f"UPDATE {self._failed} SET passed = ?, passed_at = ?"
                 " WHERE import_id = ? AND number = ?",
                 [(True, at, str(import_id), number) for number in numbers],
             )
         passed = len(numbers)
         self._s.execute(
-            f"UPDATE {self._imports} SET succeeded = succeeded + ?, failed = failed - ?,"  # noqa: S608
+            f"UPDATE {self._imports} SET succeeded = succeeded + ?, failed = failed - ?,"
             " status = CASE WHEN failed - ? > 0 THEN ? ELSE ? END, last_retry_at = ?,"
             " updated_at = ? WHERE id = ?",
             (
@@ -174,14 +174,14 @@ class SqlImportQueries:
     def get_import(self, tenant: str, import_id: UUID) -> ImportRow | None:
         with self._db.read() as s:
             row = s.fetchone(
-                f"SELECT {IMPORT_COLUMNS} FROM imports WHERE id = ? AND tenant = ?",  # noqa: S608
+                f"SELECT {IMPORT_COLUMNS} FROM imports WHERE id = ? AND tenant = ?",
                 (str(import_id), tenant),
             )
         return None if row is None else _import_row(row)
 
     def list_imports(
-        self, where: ImportFilter, *, limit: int, before: int | None = None
-    ) -> list[ImportRow]:
+        self, where: ImportFilter, *, limit: int, cursor: str | None = None
+    ) -> tuple[list[ImportRow], str | None]:
         clauses = ["tenant = ?"]
         params: list[Any] = [where.tenant]
         if where.status is not None:
@@ -190,16 +190,15 @@ class SqlImportQueries:
         if where.importer is not None:
             clauses.append("importer = ?")
             params.append(where.importer)
-        if before is not None:
-            clauses.append("seq < ?")
-            params.append(before)
-        with self._db.read() as s:
-            rows = s.fetchall(
-                f"SELECT {IMPORT_COLUMNS} FROM imports WHERE {' AND '.join(clauses)}"  # noqa: S608
-                " ORDER BY seq DESC LIMIT ?",
-                [*params, limit],
-            )
-        return [_import_row(row) for row in rows]
+        return newest_first(
+            self._db,
+            f"SELECT {IMPORT_COLUMNS} FROM imports",
+            clauses,
+            params,
+            limit=limit,
+            cursor=cursor,
+            convert=_import_row,
+        )
 
     def failed_rows(
         self,
@@ -213,7 +212,7 @@ class SqlImportQueries:
         passed = "" if include_passed else " AND NOT passed"
         with self._db.read() as s:
             rows = s.fetchall(
-                f"SELECT {_FAILED_COLUMNS} FROM import_failed_rows"  # noqa: S608
+                f"SELECT {_FAILED_COLUMNS} FROM import_failed_rows"
                 f" WHERE import_id = ? AND tenant = ? AND number > ?{passed}"
                 " ORDER BY number LIMIT ?",
                 (str(import_id), tenant, after, limit),

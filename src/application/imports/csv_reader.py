@@ -8,7 +8,7 @@ import re
 from collections.abc import Iterator
 from typing import BinaryIO, NamedTuple
 
-from application.exporters import FORMULA_MARK, remove_formula_mark
+from application.exports.exporters import FORMULA_MARK, remove_formula_mark
 
 __all__ = ["CHUNK_BYTES", "CsvFile", "CsvFileError", "ParsedRow", "read_rows", "split_values"]
 

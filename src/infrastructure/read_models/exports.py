@@ -9,9 +9,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from application.views.exports import ExportRecord
+from application.exports.view import ExportRecord
 from domain.export import ExportStatus
-from infrastructure.read_models import SqlProjectionStore, Table, decode_cursor, encode_cursor
+from infrastructure.read_models.store import SqlProjectionStore, Table, newest_first
 from infrastructure.sql import Database, Session
 
 #: The rows the retention sweep looks for (a literal: partial indexes need the same text).
@@ -54,7 +54,7 @@ class SqlExportsWriter:
     def insert_export(self, row: dict[str, Any]) -> None:
         values = {key: _plain(value) for key, value in row.items()}
         self._s.execute(
-            f"INSERT INTO {self._exports} ({', '.join(values)})"  # noqa: S608 - names are constants
+            f"INSERT INTO {self._exports} ({', '.join(values)})"
             f" VALUES ({', '.join('?' for _ in values)}) ON CONFLICT (id) DO NOTHING",
             list(values.values()),
         )
@@ -66,7 +66,7 @@ class SqlExportsWriter:
         values = {**changes, "version": version}
         sets = ", ".join(f"{column} = ?" for column in values)
         self._s.execute(
-            f"UPDATE {self._exports} SET {sets} WHERE id = ? AND version < ?",  # noqa: S608
+            f"UPDATE {self._exports} SET {sets} WHERE id = ? AND version < ?",
             [*(_plain(v) for v in values.values()), str(export_id), version],
         )
 
@@ -97,7 +97,7 @@ class SqlExportQueries:
     def get_export(self, tenant: str, export_id: UUID) -> ExportRecord | None:
         with self._db.read() as s:
             row = s.fetchone(
-                f"SELECT {EXPORT_COLUMNS} FROM exports WHERE id = ? AND tenant = ?",  # noqa: S608
+                f"SELECT {EXPORT_COLUMNS} FROM exports WHERE id = ? AND tenant = ?",
                 (str(export_id), tenant),
             )
         return _row(row) if row else None
@@ -107,18 +107,15 @@ class SqlExportQueries:
     ) -> tuple[builtins.list[ExportRecord], str | None]:
         where = ["tenant = ?"]
         params: list[Any] = [tenant]
-        if cursor is not None:
-            where.append("seq < ?")
-            params.append(decode_cursor(cursor))
-        with self._db.read() as s:
-            rows = s.fetchall(
-                f"SELECT {EXPORT_COLUMNS} FROM exports WHERE {' AND '.join(where)}"  # noqa: S608
-                " ORDER BY seq DESC LIMIT ?",
-                [*params, limit + 1],
-            )
-        items = [_row(r) for r in rows[:limit]]
-        more = len(rows) > limit and items
-        return items, encode_cursor(items[-1].seq) if more else None
+        return newest_first(
+            self._db,
+            f"SELECT {EXPORT_COLUMNS} FROM exports",
+            where,
+            params,
+            limit=limit,
+            cursor=cursor,
+            convert=_row,
+        )
 
     def completed_before(
         self, cutoff: datetime, *, after: tuple[datetime, UUID] | None, limit: int
@@ -130,7 +127,7 @@ class SqlExportQueries:
             params += [after[0], after[0], str(after[1])]
         with self._db.read() as s:
             rows = s.fetchall(
-                f"SELECT finished_at, id FROM exports WHERE {' AND '.join(where)}"  # noqa: S608
+                f"SELECT finished_at, id FROM exports WHERE {' AND '.join(where)}"
                 " ORDER BY finished_at, id LIMIT ?",
                 [*params, limit],
             )

@@ -10,12 +10,11 @@ from typing import Any
 from uuid import UUID
 
 from application.views.schedules import Comment, RunRow, ScheduleRow
-from infrastructure.read_models import (
+from infrastructure.read_models.store import (
     SqlProjectionStore,
     Table,
     _tracking_position,
-    decode_cursor,
-    encode_cursor,
+    newest_first,
 )
 from infrastructure.sql import Database, Session
 
@@ -216,18 +215,15 @@ class SqlScheduleQueries:
         if active is not None:
             where.append("active = ?")
             params.append(active)
-        if cursor is not None:
-            where.append("seq < ?")
-            params.append(decode_cursor(cursor))
-        with self._db.read() as s:
-            rows = s.fetchall(
-                f"SELECT {SCHEDULE_COLUMNS} FROM schedules WHERE {' AND '.join(where)}"
-                " ORDER BY seq DESC LIMIT ?",
-                [*params, limit + 1],
-            )
-        items = [_schedule(r) for r in rows[:limit]]
-        more = len(rows) > limit and items
-        return items, encode_cursor(items[-1].seq) if more else None
+        return newest_first(
+            self._db,
+            f"SELECT {SCHEDULE_COLUMNS} FROM schedules",
+            where,
+            params,
+            limit=limit,
+            cursor=cursor,
+            convert=_schedule,
+        )
 
     def comments(self, schedule_id: UUID) -> builtins.list[Comment]:
         with self._db.read() as s:
@@ -269,15 +265,12 @@ class SqlScheduleQueries:
     ) -> tuple[builtins.list[RunRow], str | None]:
         where = ["schedule_id = ?", "tenant = ?"]
         params: list[Any] = [str(schedule_id), tenant]
-        if cursor is not None:
-            where.append("seq < ?")
-            params.append(decode_cursor(cursor))
-        with self._db.read() as s:
-            rows = s.fetchall(
-                f"SELECT {RUN_COLUMNS} FROM schedule_runs WHERE {' AND '.join(where)}"
-                " ORDER BY seq DESC LIMIT ?",
-                [*params, limit + 1],
-            )
-        items = [_run(r) for r in rows[:limit]]
-        more = len(rows) > limit and items
-        return items, encode_cursor(items[-1].seq) if more else None
+        return newest_first(
+            self._db,
+            f"SELECT {RUN_COLUMNS} FROM schedule_runs",
+            where,
+            params,
+            limit=limit,
+            cursor=cursor,
+            convert=_run,
+        )

@@ -1,26 +1,14 @@
-"""Read-model tables and projection stores on Postgres or SQLite (one SQL text for both).
-
-Each projection owns its tables and one row in `projection_tracking`. Rebuilding writes into
-`<table>__rebuild` copies, then swaps them in, in one transaction that holds the live
-tracking row, so readers see the old tables until the new ones replace them.
-"""
+"""SQL tables, writers and queries of the jobs, queue counts, comments and timeline read models."""
 
 from __future__ import annotations
 
 import builtins
-import hashlib
 import json
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-import structlog
-
-from application.ports import WorkerBeat
-from application.projections import ProjectionStore, Tracked
 from application.recovery import RunningJob, WaitingJob
 from application.views.job_timeline import TimelineEntry
 from application.views.jobs import (
@@ -35,39 +23,8 @@ from application.views.jobs import (
     QueueStats,
 )
 from domain.job import QUEUES, JobStatus
-from domain.shared import ValidationError
+from infrastructure.read_models.store import SqlProjectionStore, Table, newest_first
 from infrastructure.sql import Database, Session
-
-W = TypeVar("W")
-log = structlog.get_logger(__name__)
-
-SHADOW = "__rebuild"
-SCHEMAS_DDL = (
-    "CREATE TABLE IF NOT EXISTS projection_schemas ("
-    " name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL)"
-)
-TRACKING_DDL = (
-    "CREATE TABLE IF NOT EXISTS projection_tracking ("
-    " name TEXT PRIMARY KEY, position BIGINT NOT NULL, updated_at TIMESTAMPTZ NOT NULL)"
-)
-
-
-@dataclass(frozen=True)
-class Table:
-    """A read-model table: its logical name, columns and indexes (name suffix → columns).
-
-    `partial_indexes` (name suffix, columns, predicate) hold only the rows a query needs; a
-    query uses one only if its WHERE repeats the predicate word for word, as SQL text.
-    """
-
-    name: str
-    columns: str
-    indexes: tuple[tuple[str, str], ...] = ()
-    partial_indexes: tuple[tuple[str, str, str], ...] = ()
-
-    def index_names(self) -> list[str]:
-        return [name for name, *_ in (*self.indexes, *self.partial_indexes)]
-
 
 #: The rows of the failed list (a literal: partial indexes are only used for the same text).
 FAILED_LISTED = "status = 'failed' AND NOT forgotten"
@@ -140,181 +97,6 @@ def _json_default(value: object) -> str:
     if isinstance(value, UUID):
         return str(value)
     return repr(value)
-
-
-def create_tracking(db: Database) -> None:
-    with db.transaction() as s:
-        s.execute(TRACKING_DDL)
-
-
-def _create_tables(session: Session, tables: Sequence[Table], suffix: str) -> None:
-    for table in tables:
-        name = table.name + suffix
-        session.execute(f"CREATE TABLE IF NOT EXISTS {name} ({table.columns})")
-        for index, columns in table.indexes:
-            session.execute(f"CREATE INDEX IF NOT EXISTS ix_{name}_{index} ON {name} ({columns})")
-        for index, columns, predicate in table.partial_indexes:
-            session.execute(
-                f"CREATE INDEX IF NOT EXISTS ix_{name}_{index} ON {name} ({columns})"
-                f" WHERE {predicate}"
-            )
-
-
-def _tracking_position(session: Session, name: str, *, lock: bool) -> int:
-    clause = session.lock_row_clause() if lock else ""
-    row = session.fetchone(
-        f"SELECT position FROM projection_tracking WHERE name = ? {clause}", (name,)
-    )
-    if row is None and not lock:
-        return 0  # readers never write: a missing row means nothing was projected yet
-    if row is None:
-        session.execute(
-            "INSERT INTO projection_tracking (name, position, updated_at) VALUES (?, 0, ?)"
-            " ON CONFLICT (name) DO NOTHING",
-            (name, datetime.now(UTC)),
-        )
-        if lock:
-            row = session.fetchone(
-                f"SELECT position FROM projection_tracking WHERE name = ? {clause}", (name,)
-            )
-        return int(row["position"]) if row else 0
-    return int(row["position"])
-
-
-class _Tracked(Generic[W]):
-    def __init__(self, session: Session, name: str, writer: W) -> None:
-        self._session = session
-        self._name = name
-        self._writer = writer
-        self._position = _tracking_position(session, name, lock=True)
-
-    @property
-    def position(self) -> int:
-        return self._position
-
-    @property
-    def writer(self) -> W:
-        return self._writer
-
-    def advance(self, position: int) -> None:
-        if position < self._position:
-            raise ValueError(f"projection {self._name} cannot move back to {position}")
-        self._session.execute(
-            "UPDATE projection_tracking SET position = ?, updated_at = ? WHERE name = ?",
-            (position, datetime.now(UTC), self._name),
-        )
-        self._position = position
-
-
-class SqlProjectionStore(Generic[W]):
-    """A projection's tables and tracking row; `make_writer` binds a writer to a session."""
-
-    def __init__(
-        self,
-        db: Database,
-        name: str,
-        tables: Sequence[Table],
-        make_writer: Callable[[Session, Callable[[str], str]], W],
-        *,
-        suffix: str = "",
-    ) -> None:
-        self._db = db
-        self._name = name
-        self._tables = tuple(tables)
-        self._make_writer = make_writer
-        self._suffix = suffix
-
-    @property
-    def name(self) -> str:
-        return self._name + self._suffix
-
-    def _table(self, logical: str) -> str:
-        return logical + self._suffix
-
-    def create(self) -> None:
-        """Create the tables; if their definition changed since they were created, drop them
-        and reset the tracking position, so the projector rebuilds them from the log."""
-        fingerprint = hashlib.sha256(repr(self._tables).encode()).hexdigest()
-        with self._db.transaction() as s:
-            s.execute(TRACKING_DDL)
-            s.execute(SCHEMAS_DDL)
-            row = s.fetchone(
-                "SELECT fingerprint FROM projection_schemas WHERE name = ?", (self.name,)
-            )
-            if row is not None and row["fingerprint"] != fingerprint:
-                log.warning("read model definition changed, rebuilding it", projection=self.name)
-                for table in self._tables:
-                    s.execute(f"DROP TABLE IF EXISTS {table.name}{self._suffix}")
-                s.execute("DELETE FROM projection_tracking WHERE name = ?", (self.name,))
-            _create_tables(s, self._tables, self._suffix)
-            s.execute(
-                "INSERT INTO projection_schemas (name, fingerprint) VALUES (?, ?)"
-                " ON CONFLICT (name) DO UPDATE SET fingerprint = excluded.fingerprint",
-                (self.name, fingerprint),
-            )
-
-    def _tracked(self, session: Session) -> _Tracked[W]:
-        return _Tracked(session, self.name, self._make_writer(session, self._table))
-
-    @contextmanager
-    def transaction(self) -> Iterator[Tracked[W]]:
-        with self._db.transaction() as s:
-            yield self._tracked(s)
-
-    def position(self) -> int:
-        with self._db.read() as s:
-            return _tracking_position(s, self.name, lock=False)
-
-    def shadow(self) -> SqlProjectionStore[W]:
-        shadow = SqlProjectionStore(
-            self._db, self._name, self._tables, self._make_writer, suffix=SHADOW
-        )
-        with self._db.transaction() as s:
-            for table in self._tables:
-                s.execute(f"DROP TABLE IF EXISTS {table.name}{SHADOW}")
-            s.execute("DELETE FROM projection_tracking WHERE name = ?", (shadow.name,))
-            _create_tables(s, self._tables, SHADOW)
-        return shadow
-
-    def replace_with(
-        self, shadow: ProjectionStore[W], finish: Callable[[Tracked[W]], None]
-    ) -> None:
-        if not isinstance(shadow, SqlProjectionStore) or shadow._suffix != SHADOW:  # noqa: SLF001
-            raise TypeError("replace_with takes this store's own shadow")
-        with self._db.transaction() as s:
-            # Holding the live tracking row stops the live runner until the swap commits.
-            _tracking_position(s, self.name, lock=True)
-            tracked = shadow._tracked(s)  # noqa: SLF001
-            finish(tracked)
-            for table in self._tables:
-                s.execute(f"DROP TABLE IF EXISTS {table.name}")
-                if s.dialect == "sqlite":
-                    for index in table.index_names():
-                        s.execute(f"DROP INDEX IF EXISTS ix_{table.name}{SHADOW}_{index}")
-                s.execute(f"ALTER TABLE {table.name}{SHADOW} RENAME TO {table.name}")
-                if s.dialect == "postgres":
-                    self._rename_postgres_indexes(s, table.name)
-                else:
-                    _create_tables(s, [table], "")
-            s.execute(
-                "UPDATE projection_tracking SET position = ?, updated_at = ? WHERE name = ?",
-                (tracked.position, datetime.now(UTC), self.name),
-            )
-            s.execute("DELETE FROM projection_tracking WHERE name = ?", (shadow.name,))
-
-    @staticmethod
-    def _rename_postgres_indexes(s: Session, table: str) -> None:
-        # Index names are global in a schema: give the shadow's indexes (primary key
-        # included) their live names, or the next rebuild could not create its own.
-        rows = s.fetchall(
-            "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema()"
-            " AND tablename = ?",
-            (table,),
-        )
-        for row in rows:
-            old = row["indexname"]
-            if SHADOW in old:
-                s.execute(f'ALTER INDEX "{old}" RENAME TO "{old.replace(SHADOW, "")}"')
 
 
 class SqlJobsWriter:
@@ -398,41 +180,6 @@ class SqlTimelineWriter:
         )
 
 
-class TrackingOnlyStore(Generic[W]):
-    """A projection store with no tables, for reactions such as the outbox relay."""
-
-    def __init__(self, db: Database, name: str, writer: W) -> None:
-        self._db = db
-        self._name = name
-        self._writer = writer
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    def create(self) -> None:
-        create_tracking(self._db)
-
-    @contextmanager
-    def transaction(self) -> Iterator[Tracked[W]]:
-        with self._db.transaction() as s:
-            yield _Tracked(s, self._name, self._writer)
-
-    def position(self) -> int:
-        with self._db.read() as s:
-            return _tracking_position(s, self._name, lock=False)
-
-    def shadow(self) -> ProjectionStore[W]:
-        raise ValidationError(f"{self._name} has no read model to rebuild")
-
-    def replace_with(
-        self,
-        shadow: ProjectionStore[W],  # noqa: ARG002 - nothing to replace
-        finish: Callable[[Tracked[W]], None],  # noqa: ARG002
-    ) -> None:
-        raise ValidationError(f"{self._name} has no read model to rebuild")
-
-
 def jobs_store(db: Database) -> SqlProjectionStore[SqlJobsWriter]:
     return SqlProjectionStore(db, "jobs", [JOBS, QUEUE_COUNTS, JOB_COMMENTS], SqlJobsWriter)
 
@@ -452,19 +199,6 @@ def _row_to_job(row: dict[str, Any]) -> JobRow:
             "forgotten": bool(row["forgotten"]),  # SQLite gives 0 or 1
         }
     )
-
-
-def encode_cursor(seq: int) -> str:
-    return f"s{seq}"
-
-
-def decode_cursor(cursor: str) -> int:
-    digits = cursor[1:]
-    # isascii: str.isdigit() also holds for digits such as '²', which int() refuses.
-    number = digits.isascii() and digits.isdigit()
-    if not cursor.startswith("s") or not number or len(digits) > 18:
-        raise ValidationError(f"invalid cursor {cursor!r}", field="cursor")
-    return int(digits)
 
 
 class SqlJobsQueries:
@@ -498,17 +232,7 @@ class SqlJobsQueries:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
-        if cursor is not None:
-            where.append("seq < ?")
-            params.append(decode_cursor(cursor))
-        sql = (
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?"
-        )
-        with self._db.read() as s:
-            rows = s.fetchall(sql, [*params, limit + 1])
-        items = [_row_to_job(row) for row in rows[:limit]]
-        next_cursor = encode_cursor(items[-1].seq) if len(rows) > limit and items else None
-        return Page(items=items, next_cursor=next_cursor)
+        return self._page(where, params, limit=limit, cursor=cursor)
 
     @staticmethod
     def _failed_where(flt: FailedJobFilter) -> tuple[builtins.list[str], builtins.list[Any]]:
@@ -532,16 +256,25 @@ class SqlJobsQueries:
 
     def failed(self, flt: FailedJobFilter, *, limit: int, cursor: str | None) -> Page:
         where, params = self._failed_where(flt)
-        if cursor is not None:
-            where.append("seq < ?")
-            params.append(decode_cursor(cursor))
-        sql = (
-            f"SELECT {JOB_COLUMNS} FROM jobs WHERE {' AND '.join(where)} ORDER BY seq DESC LIMIT ?"
+        return self._page(where, params, limit=limit, cursor=cursor)
+
+    def _page(
+        self,
+        where: builtins.list[str],
+        params: builtins.list[Any],
+        *,
+        limit: int,
+        cursor: str | None,
+    ) -> Page:
+        items, next_cursor = newest_first(
+            self._db,
+            f"SELECT {JOB_COLUMNS} FROM jobs",
+            where,
+            params,
+            limit=limit,
+            cursor=cursor,
+            convert=_row_to_job,
         )
-        with self._db.read() as s:
-            rows = s.fetchall(sql, [*params, limit + 1])
-        items = [_row_to_job(row) for row in rows[:limit]]
-        next_cursor = encode_cursor(items[-1].seq) if len(rows) > limit and items else None
         return Page(items=items, next_cursor=next_cursor)
 
     def failed_ids(
@@ -687,75 +420,3 @@ class SqlJobsQueries:
             WaitingJob(id=UUID(row["id"]), queue=row["queue"], available_at=row["available_at"])
             for row in rows
         ]
-
-
-WORKER_HEARTBEATS_DDL = (
-    "CREATE TABLE IF NOT EXISTS worker_beats ("
-    " worker_id TEXT PRIMARY KEY, last_seen TIMESTAMPTZ NOT NULL, running TEXT NOT NULL,"
-    " pauses_seen BIGINT NOT NULL)"
-)
-
-
-class SqlWorkerHeartbeats:
-    """WorkerHeartbeats in the read-model database: one row per live worker process."""
-
-    def __init__(self, db: Database) -> None:
-        self._db = db
-
-    def create(self) -> None:
-        with self._db.transaction() as s:
-            # The table before the beats named the running jobs.
-            s.execute("DROP TABLE IF EXISTS worker_heartbeats")
-            s.execute(WORKER_HEARTBEATS_DDL)
-
-    def beat(
-        self,
-        worker_id: str,
-        at: datetime,
-        running: frozenset[UUID] = frozenset(),
-        pauses_seen: int = 0,
-    ) -> None:
-        with self._db.transaction() as s:
-            s.execute(
-                "INSERT INTO worker_beats (worker_id, last_seen, running, pauses_seen)"
-                " VALUES (?, ?, ?, ?) ON CONFLICT (worker_id) DO UPDATE"
-                " SET last_seen = excluded.last_seen, running = excluded.running,"
-                " pauses_seen = excluded.pauses_seen",
-                (
-                    worker_id,
-                    at,
-                    json.dumps(sorted(str(job_id) for job_id in running)),
-                    pauses_seen,
-                ),
-            )
-
-    @staticmethod
-    def _beat(row: dict[str, Any]) -> WorkerBeat:
-        return WorkerBeat(
-            worker_id=row["worker_id"],
-            last_seen=row["last_seen"],
-            running=frozenset(UUID(job_id) for job_id in json.loads(row["running"])),
-            pauses_seen=int(row["pauses_seen"]),
-        )
-
-    def latest(self, worker_id: str) -> WorkerBeat | None:
-        with self._db.read() as s:
-            row = s.fetchone(
-                "SELECT worker_id, last_seen, running, pauses_seen FROM worker_beats"
-                " WHERE worker_id = ?",
-                (worker_id,),
-            )
-        return self._beat(row) if row else None
-
-    def live(self, since: datetime) -> builtins.list[WorkerBeat]:
-        with self._db.read() as s:
-            rows = s.fetchall(
-                "SELECT worker_id, last_seen, running, pauses_seen FROM worker_beats"
-                " WHERE last_seen >= ? ORDER BY worker_id",
-                (since,),
-            )
-        return [self._beat(row) for row in rows]
-
-    def forget(self, worker_id: str) -> None:
-        with self._db.transaction() as s:
-            s.execute("DELETE FROM worker_beats WHERE worker_id = ?", (worker_id,))

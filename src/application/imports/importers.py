@@ -11,7 +11,7 @@ from datetime import date
 from typing import Any, Literal, Protocol, TypeVar
 from uuid import UUID
 
-from application.csv_reader import ParsedRow
+from application.imports.csv_reader import ParsedRow
 from domain.shared import ValidationError
 
 __all__ = [

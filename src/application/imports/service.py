@@ -23,9 +23,9 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from application.commands import CommandContext, CommandRegistry
-from application.csv_reader import CsvFile, CsvFileError, ParsedRow, read_rows, split_values
 from application.event_log import ChronicleEvents, change
-from application.importers import (
+from application.imports.csv_reader import CsvFile, CsvFileError, ParsedRow, read_rows, split_values
+from application.imports.importers import (
     ROW_ERROR,
     ChunkContext,
     Importer,

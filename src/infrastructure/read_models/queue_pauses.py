@@ -7,7 +7,8 @@ from uuid import UUID
 
 from application.views.queue_pauses import QueuePause
 from domain.job import JobStatus
-from infrastructure.read_models import SqlJobsQueries, SqlProjectionStore, Table
+from infrastructure.read_models.jobs import SqlJobsQueries
+from infrastructure.read_models.store import SqlProjectionStore, Table
 from infrastructure.sql import Database, Session
 
 #: How the maintenance pause (queue None) is stored: a key column cannot be NULL.

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from application.views.batches import BatchJob, BatchRow, BatchTally
 from domain.batch import CallbackKind
-from infrastructure.read_models import SqlProjectionStore, Table, decode_cursor, encode_cursor
+from infrastructure.read_models.store import SqlProjectionStore, Table, newest_first
 from infrastructure.sql import Database, Session
 
 _BATCH_COLUMNS_DDL = """id TEXT PRIMARY KEY, seq BIGINT NOT NULL, tenant TEXT NOT NULL,
@@ -78,7 +78,7 @@ class SqlBatchesWriter:
     def insert_batch(self, row: dict[str, Any]) -> None:
         values = {key: _plain(value) for key, value in row.items()}
         self._s.execute(
-            f"INSERT INTO {self._batches} ({', '.join(values)})"  # noqa: S608 - names are constants
+            f"INSERT INTO {self._batches} ({', '.join(values)})"
             f" VALUES ({', '.join('?' for _ in values)}) ON CONFLICT (id) DO NOTHING",
             list(values.values()),
         )
@@ -87,7 +87,7 @@ class SqlBatchesWriter:
         found: dict[UUID, BatchTally] = {}
         for chunk in _chunks(batch_ids):
             rows = self._s.fetchall(
-                f"SELECT {BATCH_COLUMNS} FROM {self._batches}"  # noqa: S608
+                f"SELECT {BATCH_COLUMNS} FROM {self._batches}"
                 f" WHERE id IN ({', '.join('?' for _ in chunk)})",
                 chunk,
             )
@@ -127,7 +127,7 @@ class SqlBatchesWriter:
             raise ValueError(f"unknown batch columns {sorted(unknown)}")
         sets = ", ".join(f"{column} = ?" for column in changes)
         self._s.execute(
-            f"UPDATE {self._batches} SET {sets} WHERE id = ?",  # noqa: S608
+            f"UPDATE {self._batches} SET {sets} WHERE id = ?",
             [*(_plain(v) for v in changes.values()), str(batch_id)],
         )
 
@@ -135,7 +135,7 @@ class SqlBatchesWriter:
         found: dict[UUID, BatchJob] = {}
         for chunk in _chunks(job_ids):
             rows = self._s.fetchall(
-                f"SELECT job_id, batch_id, state, version FROM {self._jobs}"  # noqa: S608
+                f"SELECT job_id, batch_id, state, version FROM {self._jobs}"
                 f" WHERE job_id IN ({', '.join('?' for _ in chunk)})",
                 chunk,
             )
@@ -148,7 +148,7 @@ class SqlBatchesWriter:
 
     def put_batch_jobs(self, jobs: Sequence[BatchJob]) -> None:
         self._s.executemany(
-            f"INSERT INTO {self._jobs} (job_id, batch_id, state, version)"  # noqa: S608
+            f"INSERT INTO {self._jobs} (job_id, batch_id, state, version)"
             " VALUES (?, ?, ?, ?) ON CONFLICT (job_id)"
             " DO UPDATE SET state = excluded.state, version = excluded.version",
             [(str(j.job_id), str(j.batch_id), j.state, j.version) for j in jobs],
@@ -156,8 +156,7 @@ class SqlBatchesWriter:
 
     def job_ids(self, batch_id: UUID, state: str) -> list[UUID]:
         rows = self._s.fetchall(
-            f"SELECT job_id FROM {self._jobs} WHERE batch_id = ? AND state = ?"  # noqa: S608
-            " ORDER BY job_id",
+            f"SELECT job_id FROM {self._jobs} WHERE batch_id = ? AND state = ? ORDER BY job_id",
             (str(batch_id), state),
         )
         return [UUID(row["job_id"]) for row in rows]
@@ -195,7 +194,7 @@ class SqlBatchQueries:
     def get_batch(self, tenant: str, batch_id: UUID) -> BatchRow | None:
         with self._db.read() as s:
             row = s.fetchone(
-                f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ? AND tenant = ?",  # noqa: S608
+                f"SELECT {BATCH_COLUMNS} FROM batches WHERE id = ? AND tenant = ?",
                 (str(batch_id), tenant),
             )
         return _row(row) if row else None
@@ -205,18 +204,15 @@ class SqlBatchQueries:
     ) -> tuple[builtins.list[BatchRow], str | None]:
         where = ["tenant = ?"]
         params: list[Any] = [tenant]
-        if cursor is not None:
-            where.append("seq < ?")
-            params.append(decode_cursor(cursor))
-        with self._db.read() as s:
-            rows = s.fetchall(
-                f"SELECT {BATCH_COLUMNS} FROM batches WHERE {' AND '.join(where)}"  # noqa: S608
-                " ORDER BY seq DESC LIMIT ?",
-                [*params, limit + 1],
-            )
-        items = [_row(r) for r in rows[:limit]]
-        more = len(rows) > limit and items
-        return items, encode_cursor(items[-1].seq) if more else None
+        return newest_first(
+            self._db,
+            f"SELECT {BATCH_COLUMNS} FROM batches",
+            where,
+            params,
+            limit=limit,
+            cursor=cursor,
+            convert=_row,
+        )
 
     def batch_job_ids(self, batch_id: UUID, state: str) -> builtins.list[UUID]:
         with self._db.read() as s:

@@ -18,7 +18,7 @@ from application.views.queue_metrics import (
     window,
 )
 from domain.job import QUEUES
-from infrastructure.read_models import SqlProjectionStore, Table
+from infrastructure.read_models.store import SqlProjectionStore, Table
 from infrastructure.sql import Database, Row, Session
 
 # Histograms as columns: a row is updated by adding to each column in SQL (no read first), and
