@@ -7,7 +7,7 @@ import functools
 import heapq
 import itertools
 import zoneinfo
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -330,3 +330,24 @@ def _catalogue_entry(spec: HelperSpec) -> dict[str, Any]:
 
 #: For `GET /api/frequencies`: every helper, its parameters and a worked example.
 HELPERS_CATALOGUE: list[dict[str, Any]] = [_catalogue_entry(spec) for spec in HELPERS.values()]
+
+
+def next_due(
+    frequency: Mapping[str, Any],
+    timezone: str,
+    *,
+    active: bool,
+    last_due_at: datetime | None,
+    now: datetime,
+    cron: CronCalculator,
+) -> Tick | None:
+    """A schedule's next tick that runs (DST-gap slots passed over); None while paused."""
+    if not active:
+        return None
+    stored = Frequency.from_dict(frequency)
+    tick = next_tick(stored, timezone, max(now, last_due_at or now), cron)
+    for _ in range(1000):
+        if tick.skipped is None:
+            return tick
+        tick = next_tick(stored, timezone, tick, cron)
+    return None  # pragma: no cover - a thousand skipped slots in a row cannot happen

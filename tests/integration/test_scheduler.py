@@ -15,7 +15,7 @@ from application.schedules import ScheduleRequest
 from domain.schedule import SkippedTick, TriggeredTick
 from interfaces.bootstrap import Chronicle, bootstrap
 from interfaces.cli.schedules import _fmt_late
-from interfaces.http.schemas import run_item
+from interfaces.http.schemas.schedules import run_item
 from tests.integration.conftest import make_settings
 from tests.unit.fakes import FakeClock, FakeQueue
 

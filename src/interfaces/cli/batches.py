@@ -16,7 +16,7 @@ from domain.job import QUEUES
 from domain.shared import DEFAULT_TENANT
 from interfaces.bootstrap import Chronicle
 from interfaces.http.batches import batch_view, current_view
-from interfaces.http.schemas import BatchView
+from interfaces.http.schemas.batches import BatchView
 
 
 def _by() -> str:

@@ -15,8 +15,8 @@ import msgspec
 from domain.export import ExportFormat
 from domain.shared import DEFAULT_TENANT
 from interfaces.bootstrap import Chronicle
-from interfaces.http.export_schemas import ExportView, export_view
 from interfaces.http.exports import current_view
+from interfaces.http.schemas.exports import ExportView, export_view
 
 FORMATS = [item.value for item in ExportFormat]
 

@@ -16,7 +16,7 @@ from application.views.jobs import FailedJobFilter, JobFilter, JobRow
 from domain.job import QUEUES, JobStatus
 from domain.shared import DEFAULT_TENANT
 from interfaces.bootstrap import Chronicle
-from interfaces.http.schemas import failed_job, job_item
+from interfaces.http.schemas.jobs import failed_job, job_item
 
 F = TypeVar("F", bound=Callable[..., Any])
 

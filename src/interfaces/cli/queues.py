@@ -11,7 +11,7 @@ import msgspec
 from domain.job import QUEUES
 from domain.shared import DEFAULT_TENANT
 from interfaces.bootstrap import Chronicle
-from interfaces.http.schemas import PauseView, QueueOverview, TimingView, queue_overview
+from interfaces.http.schemas.queues import PauseView, QueueOverview, TimingView, queue_overview
 
 
 def _by() -> str:

@@ -13,13 +13,15 @@ from uuid import UUID
 import click
 import msgspec
 
+from application.frequencies import next_due
 from application.schedules import ScheduleRequest
 from domain.frequency import Frequency
 from domain.job import QUEUES
 from domain.schedule import MissedRuns, Schedule
 from domain.shared import DEFAULT_TENANT
 from interfaces.bootstrap import Chronicle
-from interfaces.http.schemas import local_iso, next_due, run_item, schedule_view
+from interfaces.http.schemas.common import local_iso
+from interfaces.http.schemas.schedules import run_item, schedule_view
 
 F = TypeVar("F", bound=Callable[..., Any])
 

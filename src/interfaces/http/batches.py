@@ -20,7 +20,7 @@ from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import Caller, IdempotencyKeyHeader, parse_id
 from interfaces.http.errors import error_responses
 from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit, id_path
-from interfaces.http.schemas import (
+from interfaces.http.schemas.batches import (
     AddBatchJobs,
     AddedBatchJobs,
     BatchCallbackView,
@@ -29,13 +29,10 @@ from interfaces.http.schemas import (
     BatchView,
     CancelBatch,
     CreateBatch,
-    DispatchJob,
     RetriedBatchJobs,
-    batch_path,
-    job_path,
-    utc,
-    utc_or_none,
 )
+from interfaces.http.schemas.common import batch_path, job_path, utc, utc_or_none
+from interfaces.http.schemas.jobs import DispatchJob
 
 BatchId = Annotated[str, id_path("batch")]
 

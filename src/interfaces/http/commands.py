@@ -6,7 +6,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency
 
 from interfaces.bootstrap import Chronicle
-from interfaces.http.schemas import CommandSignature, command_signature
+from interfaces.http.schemas.commands import CommandSignature, command_signature
 
 
 class CommandController(Controller):

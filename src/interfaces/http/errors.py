@@ -23,7 +23,7 @@ from domain.shared import (
     NotFoundError,
     ValidationError,
 )
-from interfaces.http.schemas import ErrorBody
+from interfaces.http.schemas.common import ErrorBody
 
 log = structlog.get_logger("chronicle.http")
 

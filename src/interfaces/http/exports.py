@@ -15,7 +15,8 @@ from domain.export import Export, ExportFormat
 from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import Caller, parse_id
 from interfaces.http.errors import error_responses
-from interfaces.http.export_schemas import (
+from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit, id_path
+from interfaces.http.schemas.exports import (
     MEDIA_TYPES,
     ExporterView,
     ExportPage,
@@ -26,7 +27,6 @@ from interfaces.http.export_schemas import (
     export_view_of,
     exporter_view,
 )
-from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit, id_path
 
 ExportId = Annotated[str, id_path("export")]
 

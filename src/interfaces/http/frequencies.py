@@ -11,7 +11,7 @@ from application.frequencies import HELPERS_CATALOGUE, MAX_PREVIEW, preview
 from application.schedules import build_frequency
 from interfaces.bootstrap import Chronicle
 from interfaces.http.errors import error_responses
-from interfaces.http.schemas import FrequencyPreview, HelperEntry, PreviewFrequency
+from interfaces.http.schemas.frequencies import FrequencyPreview, HelperEntry, PreviewFrequency
 
 _CATALOGUE = msgspec.convert(HELPERS_CATALOGUE, list[HelperEntry])
 

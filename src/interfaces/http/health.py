@@ -9,7 +9,7 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
-from interfaces.http.schemas import CheckResult, HealthStatus, ReadyStatus
+from interfaces.http.schemas.health import CheckResult, HealthStatus, ReadyStatus
 
 log = structlog.get_logger("chronicle.http")
 

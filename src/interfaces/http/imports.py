@@ -37,7 +37,7 @@ from interfaces.http.dependencies import Caller, parse_id
 from interfaces.http.errors import error_responses
 from interfaces.http.inputs import decode_json_field
 from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit, id_path
-from interfaces.http.schemas import utc, utc_or_none
+from interfaces.http.schemas.common import utc, utc_or_none
 
 ImportId = Annotated[str, id_path("import")]
 #: The largest row number (the read model's INTEGER column).

@@ -32,13 +32,17 @@ from domain.shared import NotFoundError, ValidationError
 from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import Caller, IdempotencyKeyHeader, parse_id
 from interfaces.http.errors import error_responses
-from interfaces.http.schemas import (
+from interfaces.http.schemas.common import (
     QUEUE_NAMES,
     UUID_TEXT,
     AddComment,
+    CommentView,
+    comment_view,
+    job_path,
+)
+from interfaces.http.schemas.jobs import (
     BulkRetryResult,
     CancelJob,
-    CommentView,
     DispatchedJob,
     DispatchJob,
     FailedJobPage,
@@ -49,11 +53,9 @@ from interfaces.http.schemas import (
     JobPage,
     RetryFailedJobs,
     WaitingJobs,
-    comment_view,
     failed_job,
     job_detail,
     job_item,
-    job_path,
 )
 
 STATUSES = (*(status.value for status in JobStatus), "delayed", "ready")

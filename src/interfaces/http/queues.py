@@ -14,14 +14,13 @@ from domain.queue_control import QueueControl
 from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import Caller
 from interfaces.http.errors import error_responses
-from interfaces.http.schemas import (
-    QUEUE_NAMES,
+from interfaces.http.schemas.common import QUEUE_NAMES, utc
+from interfaces.http.schemas.queues import (
     PauseQueue,
     PauseView,
     QueueControlView,
     QueueOverview,
     queue_overview,
-    utc,
 )
 
 QueueName = Annotated[

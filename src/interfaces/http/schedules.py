@@ -23,9 +23,14 @@ from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import Caller, parse_id
 from interfaces.http.errors import error_responses
 from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit, id_path
-from interfaces.http.schemas import (
+from interfaces.http.schemas.common import (
     AddComment,
     CommentView,
+    comment_view,
+    job_path,
+    schedule_path,
+)
+from interfaces.http.schemas.schedules import (
     CreateSchedule,
     EditSchedule,
     RunNowAccepted,
@@ -34,10 +39,7 @@ from interfaces.http.schemas import (
     ScheduleHistoryEntry,
     SchedulePage,
     ScheduleView,
-    comment_view,
-    job_path,
     run_item,
-    schedule_path,
     schedule_view,
 )
 

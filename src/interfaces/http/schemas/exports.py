@@ -12,7 +12,7 @@ from msgspec import Meta, Struct
 from application.exports.exporters import Exporter
 from application.exports.view import ExportRecord
 from domain.export import Export, ExportFormat, ExportStatus
-from interfaces.http.schemas import job_path, utc, utc_or_none
+from interfaces.http.schemas.common import job_path, utc, utc_or_none
 
 MEDIA_TYPES = {
     ExportFormat.CSV: "text/csv",
