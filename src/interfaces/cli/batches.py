@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
-from contextlib import AbstractContextManager
-from datetime import datetime
 from uuid import UUID
 
 import click
@@ -14,40 +11,9 @@ from application.batches import BatchRequest
 from application.jobs import DispatchRequest
 from domain.job import QUEUES
 from domain.shared import DEFAULT_TENANT
-from interfaces.bootstrap import Chronicle
+from interfaces.cli.common import catch_up_if_embedded, cli_actor, fmt_time, open_chronicle
 from interfaces.http.batches import batch_view, current_view
 from interfaces.http.schemas.batches import BatchView
-
-
-def _by() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-# `interfaces.cli.main` imports this module to add the group: its helpers are imported when a
-# command runs, so either module can be imported first.
-
-
-def _open() -> AbstractContextManager[Chronicle]:
-    """The store of the CHRONICLE_* settings; domain errors become a ClickException."""
-    from interfaces.cli.main import _chronicle, _settings  # noqa: PLC0415
-
-    return _chronicle(_settings())
-
-
-def _catch_up(app: Chronicle, *, process: bool = False) -> None:
-    """On the embedded store nothing else may be following the log: bring the read models
-    (and, when asked, the batch process, which cancels a cancelled batch's jobs) up to date."""
-    from interfaces.cli.main import _catch_up_if_embedded  # noqa: PLC0415
-
-    if process and app.settings.embedded:
-        app.runners["batch_process"].catch_up()
-    _catch_up_if_embedded(app)
-
-
-def _fmt_time(moment: datetime | None) -> str:
-    from interfaces.cli.main import _fmt_time as fmt  # noqa: PLC0415
-
-    return fmt(moment)
 
 
 def _state(view: BatchView) -> str:
@@ -69,13 +35,13 @@ def _print(view: BatchView) -> None:
         f" {view.cancelled_jobs} cancelled"
     )
     click.echo(f"{'allow failures':>16}: {'yes' if view.allow_failures else 'no'}")
-    click.echo(f"{'created':>16}: {_fmt_time(view.created_at)} by {view.created_by}")
+    click.echo(f"{'created':>16}: {fmt_time(view.created_at)} by {view.created_by}")
     if view.finished_at:
-        click.echo(f"{'finished':>16}: {_fmt_time(view.finished_at)}")
+        click.echo(f"{'finished':>16}: {fmt_time(view.finished_at)}")
     if view.cancelled:
         reason = f": {view.cancel_reason}" if view.cancel_reason else ""
         click.echo(
-            f"{'cancelled':>16}: {_fmt_time(view.cancelled_at)} by {view.cancelled_by}{reason}"
+            f"{'cancelled':>16}: {fmt_time(view.cancelled_at)} by {view.cancelled_by}{reason}"
         )
     for kind, callback in view.callbacks.items():
         job = f"job {callback.job_id}" if callback.job_id else "not dispatched"
@@ -118,7 +84,7 @@ def batches_create(
       chronicle batches create import "demo:echo one" "demo:echo two" \\
           --then "demo:echo done" --finally "demo:echo cleanup"
     """
-    with _open() as app:
+    with open_chronicle() as app:
         batch_id = app.batches.create(
             BatchRequest(
                 name=name,
@@ -131,7 +97,7 @@ def batches_create(
                 catch=catch,
                 finally_=finally_,
                 tenant=DEFAULT_TENANT,
-                by=_by(),
+                by=cli_actor(),
             ),
             idempotency_key=idempotency_key,
         )
@@ -144,8 +110,8 @@ def batches_create(
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (as the API answers).")
 def batches_list(limit: int, cursor: str | None, as_json: bool) -> None:
     """List batches, newest first, with their progress."""
-    with _open() as app:
-        _catch_up(app)
+    with open_chronicle() as app:
+        catch_up_if_embedded(app)
         rows, next_cursor = app.batch_queries.list_batches(
             DEFAULT_TENANT, limit=limit, cursor=cursor
         )
@@ -169,8 +135,8 @@ def batches_list(limit: int, cursor: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (as the API answers).")
 def batches_show(batch_id: UUID, as_json: bool) -> None:
     """Show one batch: counts, progress, state and callbacks."""
-    with _open() as app:
-        _catch_up(app)
+    with open_chronicle() as app:
+        catch_up_if_embedded(app)
         view = current_view(app, batch_id, DEFAULT_TENANT)
     if as_json:
         click.echo(msgspec.json.encode(view).decode())
@@ -183,9 +149,9 @@ def batches_show(batch_id: UUID, as_json: bool) -> None:
 @click.option("--reason", default="", help="Why (recorded on the batch and its jobs).")
 def batches_cancel(batch_id: UUID, reason: str) -> None:
     """Cancel a batch: its waiting jobs are cancelled, its running ones asked to stop."""
-    with _open() as app:
-        app.batches.cancel(batch_id, tenant=DEFAULT_TENANT, by=_by(), reason=reason)
-        _catch_up(app, process=True)
+    with open_chronicle() as app:
+        app.batches.cancel(batch_id, tenant=DEFAULT_TENANT, by=cli_actor(), reason=reason)
+        catch_up_if_embedded(app, batch_process=True)
         view = current_view(app, batch_id, DEFAULT_TENANT)
     click.echo(
         f"cancelled {batch_id}: {view.cancelled_jobs} job(s) cancelled, {view.pending} still"
@@ -197,7 +163,7 @@ def batches_cancel(batch_id: UUID, reason: str) -> None:
 @click.argument("batch_id", type=click.UUID)
 def batches_retry_failed(batch_id: UUID) -> None:
     """Retry the failed jobs of a batch."""
-    with _open() as app:
-        _catch_up(app)
-        retried = app.batches.retry_failed(batch_id, tenant=DEFAULT_TENANT, by=_by())
+    with open_chronicle() as app:
+        catch_up_if_embedded(app)
+        retried = app.batches.retry_failed(batch_id, tenant=DEFAULT_TENANT, by=cli_actor())
     click.echo(f"retried {len(retried)} failed job(s) of batch {batch_id}")

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
 import shutil
-from contextlib import AbstractContextManager
-from datetime import datetime
 from pathlib import Path
 from uuid import UUID
 
@@ -14,37 +11,11 @@ import msgspec
 
 from domain.export import ExportFormat
 from domain.shared import DEFAULT_TENANT
-from interfaces.bootstrap import Chronicle
+from interfaces.cli.common import catch_up_if_embedded, cli_actor, fmt_time, open_chronicle
 from interfaces.http.exports import current_view
 from interfaces.http.schemas.exports import ExportView, export_view
 
 FORMATS = [item.value for item in ExportFormat]
-
-# `interfaces.cli.main` imports this module to add the commands: its helpers are imported
-# when a command runs, so either module can be imported first.
-
-
-def _by() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-def _open() -> AbstractContextManager[Chronicle]:
-    """The store of the CHRONICLE_* settings; domain errors become a ClickException."""
-    from interfaces.cli.main import _chronicle, _settings  # noqa: PLC0415
-
-    return _chronicle(_settings())
-
-
-def _catch_up(app: Chronicle) -> None:
-    from interfaces.cli.main import _catch_up_if_embedded  # noqa: PLC0415
-
-    _catch_up_if_embedded(app)
-
-
-def _fmt_time(moment: datetime | None) -> str:
-    from interfaces.cli.main import _fmt_time as fmt  # noqa: PLC0415
-
-    return fmt(moment)
 
 
 def _filters(values: tuple[str, ...]) -> dict[str, object]:
@@ -113,17 +84,17 @@ def export(exporter: str, fmt: str | None, output: Path, filter_values: tuple[st
       chronicle export failed-jobs --format xlsx -o failed.xlsx --filter queue=high
     """
     filters = _filters(filter_values)
-    with _open() as app:
+    with open_chronicle() as app:
         requested = app.exports.request(
             exporter,
             _format_of(fmt, output),
             filters,
             tenant=DEFAULT_TENANT,
-            by=_by(),
+            by=cli_actor(),
             dispatch=False,
         )
         # Exporters read read models: on the embedded store nothing else may be updating them.
-        _catch_up(app)
+        catch_up_if_embedded(app)
         try:
             outcome = app.exports.run(requested.id)
         except Exception as exc:
@@ -143,20 +114,20 @@ def _print(view: ExportView) -> None:
         shown = ", ".join(f"{name}={value}" for name, value in view.filters.items())
         click.echo(f"{'filters':>14}: {shown}")
     click.echo(f"{'status':>14}: {view.status}")
-    click.echo(f"{'requested':>14}: {_fmt_time(view.requested_at)} by {view.requested_by}")
+    click.echo(f"{'requested':>14}: {fmt_time(view.requested_at)} by {view.requested_by}")
     if view.started_at:
-        click.echo(f"{'started':>14}: {_fmt_time(view.started_at)} (attempt {view.attempts})")
+        click.echo(f"{'started':>14}: {fmt_time(view.started_at)} (attempt {view.attempts})")
     if view.finished_at:
-        click.echo(f"{'finished':>14}: {_fmt_time(view.finished_at)}")
+        click.echo(f"{'finished':>14}: {fmt_time(view.finished_at)}")
     if view.rows is not None:
         click.echo(f"{'file':>14}: {view.rows} row(s), {view.size} bytes ({view.file_name})")
     if view.expires_at:
-        click.echo(f"{'expires':>14}: {_fmt_time(view.expires_at)}")
+        click.echo(f"{'expires':>14}: {fmt_time(view.expires_at)}")
     if view.failure:
         click.echo(f"{'failure':>14}: {view.failure}")
     if view.expired_at:
         click.echo(
-            f"{'expired':>14}: {_fmt_time(view.expired_at)} (file removed after"
+            f"{'expired':>14}: {fmt_time(view.expired_at)} (file removed after"
             f" {view.retention_hours:g} hours)"
         )
     if view.job_id:
@@ -174,8 +145,8 @@ def exports() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (as the API answers).")
 def exports_list(limit: int, cursor: str | None, as_json: bool) -> None:
     """List exports, newest first."""
-    with _open() as app:
-        _catch_up(app)
+    with open_chronicle() as app:
+        catch_up_if_embedded(app)
         rows, next_cursor = app.export_queries.list_exports(
             DEFAULT_TENANT, limit=limit, cursor=cursor
         )
@@ -189,7 +160,7 @@ def exports_list(limit: int, cursor: str | None, as_json: bool) -> None:
             rows_text = "-" if view.rows is None else str(view.rows)
             click.echo(
                 f"{view.id!s:<38}{view.exporter:<20}{view.format:<8}{view.status:<11}"
-                f"{rows_text:>9}  {_fmt_time(view.requested_at)}"
+                f"{rows_text:>9}  {fmt_time(view.requested_at)}"
             )
     if next_cursor:
         click.echo(f"more: --cursor {next_cursor}", err=True)
@@ -200,8 +171,8 @@ def exports_list(limit: int, cursor: str | None, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (as the API answers).")
 def exports_show(export_id: UUID, as_json: bool) -> None:
     """Show one export: status, rows, size, and when its file expires."""
-    with _open() as app:
-        _catch_up(app)
+    with open_chronicle() as app:
+        catch_up_if_embedded(app)
         view = current_view(app, export_id, DEFAULT_TENANT)
     if as_json:
         click.echo(msgspec.json.encode(view).decode())
@@ -220,7 +191,7 @@ def exports_show(export_id: UUID, as_json: bool) -> None:
 )
 def exports_download(export_id: UUID, output: Path) -> None:
     """Copy the file of a completed export to OUTPUT."""
-    with _open() as app:
+    with open_chronicle() as app:
         found = app.exports.download(export_id, tenant=DEFAULT_TENANT)
         _copy(found.path, output)
     click.echo(f"{found.size} bytes to {output}")
@@ -229,7 +200,7 @@ def exports_download(export_id: UUID, output: Path) -> None:
 @exports.command("exporters")
 def exports_exporters() -> None:
     """List the exporters with their columns and filters."""
-    with _open() as app:
+    with open_chronicle() as app:
         for item in app.exporters.exporters():
             click.echo(f"{item.name}: {item.description}")
             click.echo(f"    columns: {', '.join(column.name for column in item.columns)}")

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 import time
-from contextlib import AbstractContextManager
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -22,6 +19,7 @@ from domain.data_import import ImportStatus
 from domain.job import JobStatus
 from domain.shared import DEFAULT_TENANT, DomainError, NotFoundError
 from interfaces.bootstrap import Chronicle
+from interfaces.cli.common import catch_up_if_embedded, cli_actor, fmt_time, open_chronicle
 from interfaces.http.imports import (
     ImportView,
     aggregate_view,
@@ -41,28 +39,6 @@ _STATUS_CODES = {
     ImportStatus.COMPLETED_WITH_FAILURES.value: EXIT_ROWS_FAILED,
     ImportStatus.FAILED.value: EXIT_FAILED,
 }
-
-
-def _by() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-def _open() -> AbstractContextManager[Chronicle]:
-    from interfaces.cli.main import _chronicle, _settings  # noqa: PLC0415
-
-    return _chronicle(_settings())
-
-
-def _catch_up(app: Chronicle) -> None:
-    from interfaces.cli.main import _catch_up_if_embedded  # noqa: PLC0415
-
-    _catch_up_if_embedded(app)
-
-
-def _fmt_time(moment: datetime | None) -> str:
-    from interfaces.cli.main import _fmt_time as fmt  # noqa: PLC0415
-
-    return fmt(moment)
 
 
 def _pairs(values: tuple[str, ...], what: str) -> dict[str, str]:
@@ -112,9 +88,9 @@ def _print(view: ImportView) -> None:
         click.echo(f"{'mapping':>12}: {mapping}")
     if view.options:
         click.echo(f"{'options':>12}: {json.dumps(view.options)}")
-    click.echo(f"{'started':>12}: {_fmt_time(view.started_at)} by {view.requested_by}")
+    click.echo(f"{'started':>12}: {fmt_time(view.started_at)} by {view.requested_by}")
     if view.finished_at:
-        click.echo(f"{'finished':>12}: {_fmt_time(view.finished_at)} ({view.duration_seconds} s)")
+        click.echo(f"{'finished':>12}: {fmt_time(view.finished_at)} ({view.duration_seconds} s)")
     if view.failure:
         click.echo(f"{'failure':>12}: {view.failure}")
     if view.failed:
@@ -193,7 +169,7 @@ def import_file(
     """
     mapping = _pairs(mappings, "--map")
     option_values = {key: _option_value(v) for key, v in _pairs(options, "--option").items()}
-    with _open() as app:
+    with open_chronicle() as app:
         limit = app.imports.max_bytes
         size = file.stat().st_size
         if size > limit:
@@ -211,7 +187,7 @@ def import_file(
                     delimiter=delimiter,
                     chunk_size=chunk_size,
                     tenant=tenant,
-                    by=_by(),
+                    by=cli_actor(),
                 ),
                 stream,
             )
@@ -235,8 +211,8 @@ def imports() -> None:
 @click.option("--tenant", default=DEFAULT_TENANT, show_default=True)
 def imports_list(status: str | None, importer: str | None, limit: int, tenant: str) -> None:
     """The latest imports, newest first."""
-    with _open() as app:
-        _catch_up(app)
+    with open_chronicle() as app:
+        catch_up_if_embedded(app)
         rows, _ = app.import_queries.list_imports(
             ImportFilter(tenant, status=status, importer=importer), limit=limit
         )
@@ -250,7 +226,7 @@ def imports_list(status: str | None, importer: str | None, limit: int, tenant: s
     for row in rows:
         click.echo(
             f"{row.id!s:36}  {row.importer:12.12}  {row.status:24}  {row.rows:>9,}  "
-            f"{row.failed:>7,}  {_fmt_time(row.started_at):19}  {row.file_name}"
+            f"{row.failed:>7,}  {fmt_time(row.started_at):19}  {row.file_name}"
         )
 
 
@@ -259,8 +235,8 @@ def imports_list(status: str | None, importer: str | None, limit: int, tenant: s
 @click.option("--tenant", default=DEFAULT_TENANT, show_default=True)
 def imports_show(import_id: str, tenant: str) -> None:
     """One import: status, totals, progress, why it failed."""
-    with _open() as app:
-        _catch_up(app)
+    with open_chronicle() as app:
+        catch_up_if_embedded(app)
         _print(current_view(app, _import_id(import_id), tenant))
 
 
@@ -276,8 +252,8 @@ def imports_show(import_id: str, tenant: str) -> None:
 @click.option("--tenant", default=DEFAULT_TENANT, show_default=True)
 def imports_failed_rows(import_id: str, output: Path | None, limit: int, tenant: str) -> None:
     """The rows of an import that failed, with their errors."""
-    with _open() as app:
-        _catch_up(app)
+    with open_chronicle() as app:
+        catch_up_if_embedded(app)
         view = current_view(app, _import_id(import_id), tenant)
         if output is not None:
             with output.open("wb") as out:
@@ -336,7 +312,7 @@ def _corrections(path: Path, header: list[str]) -> dict[int, dict[str, str]]:
 @click.option("--tenant", default=DEFAULT_TENANT, show_default=True)
 def imports_retry_failed(import_id: str, corrected: Path | None, tenant: str) -> None:
     """Run the failed rows of an import again (corrected from --file when given)."""
-    with _open() as app:
+    with open_chronicle() as app:
         parsed = _import_id(import_id)
         try:
             found = app.imports.get(parsed, tenant=tenant)
@@ -346,7 +322,7 @@ def imports_retry_failed(import_id: str, corrected: Path | None, tenant: str) ->
         outcome = app.imports.retry_failed(
             parsed,
             tenant=tenant,
-            by=_by(),
+            by=cli_actor(),
             corrections=fixes,
             rows=sorted(fixes) if fixes else None,
         )
@@ -362,7 +338,7 @@ def imports_retry_failed(import_id: str, corrected: Path | None, tenant: str) ->
 @click.option("--tenant", default=DEFAULT_TENANT, show_default=True)
 def imports_cancel(import_id: str, reason: str, tenant: str) -> None:
     """Cancel a processing import (its job stops between two chunks)."""
-    with _open() as app:
+    with open_chronicle() as app:
         parsed = _import_id(import_id)
-        app.imports.cancel(parsed, tenant=tenant, by=_by(), reason=reason)
+        app.imports.cancel(parsed, tenant=tenant, by=cli_actor(), reason=reason)
     click.echo(f"import {parsed} cancel requested")

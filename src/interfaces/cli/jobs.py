@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import getpass
 from collections.abc import Callable
-from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
@@ -12,42 +10,16 @@ from uuid import UUID
 import click
 import msgspec
 
+from application.jobs import DispatchRequest
 from application.views.jobs import FailedJobFilter, JobFilter, JobRow
 from domain.job import QUEUES, JobStatus
 from domain.shared import DEFAULT_TENANT
-from interfaces.bootstrap import Chronicle
+from interfaces.cli.common import catch_up_if_embedded, cli_actor, fmt_time, open_chronicle
 from interfaces.http.schemas.jobs import failed_job, job_item
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 STATUS_CHOICES = [s.value for s in JobStatus] + ["delayed", "ready"]
-
-
-def _by() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-# `interfaces.cli.main` imports this module to add the group: its helpers are imported when a
-# command runs, so either module can be imported first.
-
-
-def _open() -> AbstractContextManager[Chronicle]:
-    """The store of the CHRONICLE_* settings; domain errors become a ClickException."""
-    from interfaces.cli.main import _chronicle, _settings  # noqa: PLC0415
-
-    return _chronicle(_settings())
-
-
-def _catch_up(app: Chronicle) -> None:
-    from interfaces.cli.main import _catch_up_if_embedded  # noqa: PLC0415
-
-    _catch_up_if_embedded(app)
-
-
-def _fmt_time(moment: datetime | None) -> str:
-    from interfaces.cli.main import _fmt_time as fmt  # noqa: PLC0415
-
-    return fmt(moment)
 
 
 class Moment(click.ParamType[datetime, "str | datetime"]):
@@ -112,8 +84,8 @@ def jobs_list(
     as_json: bool,
 ) -> None:
     """List jobs, newest first."""
-    with _open() as app:
-        _catch_up(app)
+    with open_chronicle() as app:
+        catch_up_if_embedded(app)
         now = app.clock.now()
         page = app.queries.list(
             JobFilter(tenant=DEFAULT_TENANT, status=status, queue=queue, command=command),
@@ -129,7 +101,7 @@ def jobs_list(
         for row in page.items:
             click.echo(
                 f"{row.id!s:<38}{row.status:<11}{row.queue:<9}{row.attempts:>4}  "
-                f"{_fmt_time(row.dispatched_at):<20}{row.command_line}"
+                f"{fmt_time(row.dispatched_at):<20}{row.command_line}"
             )
     if page.next_cursor:
         click.echo(f"more: --cursor {page.next_cursor}", err=True)
@@ -139,8 +111,8 @@ def jobs_list(
 @click.argument("job_id", type=click.UUID)
 def jobs_show(job_id: UUID) -> None:
     """Show one job with its timeline and comments."""
-    with _open() as app:
-        _catch_up(app)
+    with open_chronicle() as app:
+        catch_up_if_embedded(app)
         row = app.queries.get(DEFAULT_TENANT, job_id)
         if row is None:
             raise click.ClickException(f"job {job_id} not found (or not projected yet)")
@@ -156,11 +128,11 @@ def jobs_show(job_id: UUID) -> None:
     click.echo("\ntimeline:")
     for entry in timeline:
         who = f" by {entry.actor}" if entry.actor else ""
-        click.echo(f"  {_fmt_time(entry.at)}  #{entry.position:<8} {entry.event}{who}")
+        click.echo(f"  {fmt_time(entry.at)}  #{entry.position:<8} {entry.event}{who}")
     if comments:
         click.echo("\ncomments:")
         for comment in comments:
-            click.echo(f"  {_fmt_time(comment.at)}  {comment.author}: {comment.text}")
+            click.echo(f"  {fmt_time(comment.at)}  {comment.author}: {comment.text}")
 
 
 @jobs.command("failed")
@@ -170,8 +142,8 @@ def jobs_show(job_id: UUID) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (as the API answers).")
 def jobs_failed(limit: int, cursor: str | None, as_json: bool, **filters: Any) -> None:
     """List failed jobs (not forgotten), newest first, with their last error."""
-    with _open() as app:
-        _catch_up(app)
+    with open_chronicle() as app:
+        catch_up_if_embedded(app)
         page = app.queries.failed(_failed_filter(filters), limit=limit, cursor=cursor)
     if as_json:
         for row in page.items:
@@ -182,7 +154,7 @@ def jobs_failed(limit: int, cursor: str | None, as_json: bool, **filters: Any) -
             error = f"{row.last_error_type}: {row.last_error_message}".splitlines()[0][:60]
             click.echo(
                 f"{row.id!s:<38}{row.queue:<9}{row.attempts:>4}  "
-                f"{_fmt_time(row.failed_at):<20}{error}  [{row.command_line}]"
+                f"{fmt_time(row.failed_at):<20}{error}  [{row.command_line}]"
             )
     if page.next_cursor:
         click.echo(f"more: --cursor {page.next_cursor}", err=True)
@@ -192,8 +164,8 @@ def jobs_failed(limit: int, cursor: str | None, as_json: bool, **filters: Any) -
 @click.argument("job_id", type=click.UUID)
 def jobs_retry(job_id: UUID) -> None:
     """Give a failed job a new round of attempts."""
-    with _open() as app:
-        job = app.jobs.retry(job_id, tenant=DEFAULT_TENANT, by=_by())
+    with open_chronicle() as app:
+        job = app.jobs.retry(job_id, tenant=DEFAULT_TENANT, by=cli_actor())
     click.echo(f"job {job.id} retried: {job.status.value}")
 
 
@@ -209,8 +181,8 @@ def jobs_retry(job_id: UUID) -> None:
 )
 def jobs_retry_failed(yes: bool, page_size: int, **filters: Any) -> None:
     """Retry every failed job matching the filters (all failed jobs when none is given)."""
-    with _open() as app:
-        _catch_up(app)
+    with open_chronicle() as app:
+        catch_up_if_embedded(app)
         flt = _failed_filter(filters)
         count = app.queries.count_failed(flt)
         if count == 0:
@@ -218,7 +190,7 @@ def jobs_retry_failed(yes: bool, page_size: int, **filters: Any) -> None:
             return
         if not yes:
             click.confirm(f"Retry {count} failed job{'s' if count != 1 else ''}?", abort=True)
-        outcome = app.jobs.retry_failed(flt, by=_by(), page_size=page_size)
+        outcome = app.jobs.retry_failed(flt, by=cli_actor(), page_size=page_size)
     click.echo(f"retried: {outcome.retried}, skipped: {outcome.skipped}")
 
 
@@ -226,8 +198,8 @@ def jobs_retry_failed(yes: bool, page_size: int, **filters: Any) -> None:
 @click.argument("job_id", type=click.UUID)
 def jobs_forget(job_id: UUID) -> None:
     """Take a failed job off the failed list (its history stays)."""
-    with _open() as app:
-        app.jobs.forget(job_id, tenant=DEFAULT_TENANT, by=_by())
+    with open_chronicle() as app:
+        app.jobs.forget(job_id, tenant=DEFAULT_TENANT, by=cli_actor())
     click.echo(f"job {job_id} forgotten")
 
 
@@ -236,7 +208,43 @@ def jobs_forget(job_id: UUID) -> None:
 @click.option("--reason", default="", help="Why (shown on the job's timeline).")
 def jobs_cancel(job_id: UUID, reason: str) -> None:
     """Cancel a waiting job now, or ask a running one to stop."""
-    with _open() as app:
-        job = app.jobs.cancel(job_id, tenant=DEFAULT_TENANT, by=_by(), reason=reason)
+    with open_chronicle() as app:
+        job = app.jobs.cancel(job_id, tenant=DEFAULT_TENANT, by=cli_actor(), reason=reason)
     status = "cancelling" if job.status is JobStatus.RUNNING else job.status.value
     click.echo(f"job {job.id}: {status}")
+
+
+@click.command()
+@click.argument("command_line")
+@click.option("--queue", type=click.Choice(QUEUES), default="default", show_default=True)
+@click.option("--delay", "delay_seconds", type=click.FloatRange(min=0), default=0.0)
+@click.option("--max-attempts", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option("--timeout", "timeout_seconds", type=click.FloatRange(min=0, min_open=True))
+@click.option(
+    "--idempotency-key",
+    help="Run again with the same key (and arguments), dispatch nothing and print the first id.",
+)
+def dispatch(
+    command_line: str,
+    queue: str,
+    delay_seconds: float,
+    max_attempts: int,
+    timeout_seconds: float | None,
+    idempotency_key: str | None,
+) -> None:
+    """Dispatch a job, e.g. chronicle dispatch "demo:echo hello --upper"."""
+    with open_chronicle() as app:
+        [job_id] = app.jobs.dispatch_many(
+            [
+                DispatchRequest(
+                    command_line=command_line,
+                    queue=queue,
+                    delay_seconds=delay_seconds,
+                    max_attempts=max_attempts,
+                    timeout_seconds=timeout_seconds,
+                    requested_by=cli_actor(),
+                )
+            ],
+            idempotency_key=idempotency_key,
+        )
+    click.echo(str(job_id))

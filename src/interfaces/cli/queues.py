@@ -2,37 +2,13 @@
 
 from __future__ import annotations
 
-import getpass
-from contextlib import AbstractContextManager
-
 import click
 import msgspec
 
 from domain.job import QUEUES
 from domain.shared import DEFAULT_TENANT
-from interfaces.bootstrap import Chronicle
+from interfaces.cli.common import catch_up_if_embedded, cli_actor, open_chronicle
 from interfaces.http.schemas.queues import PauseView, QueueOverview, TimingView, queue_overview
-
-
-def _by() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-# `interfaces.cli.main` imports this module to add the group: its helpers are imported when a
-# command runs, so either module can be imported first.
-
-
-def _open() -> AbstractContextManager[Chronicle]:
-    """The store of the CHRONICLE_* settings; domain errors become a ClickException."""
-    from interfaces.cli.main import _chronicle, _settings  # noqa: PLC0415
-
-    return _chronicle(_settings())
-
-
-def _catch_up(app: Chronicle) -> None:
-    from interfaces.cli.main import _catch_up_if_embedded  # noqa: PLC0415
-
-    _catch_up_if_embedded(app)
 
 
 def _duration(ms: float | None) -> str:
@@ -85,8 +61,8 @@ def queues() -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (as GET /api/queues).")
 def queues_stats(as_json: bool) -> None:
     """Jobs per queue and status, jobs done and wait/run times over the last hour, pauses."""
-    with _open() as app:
-        _catch_up(app)
+    with open_chronicle() as app:
+        catch_up_if_embedded(app)
         now = app.clock.now()
         overview = queue_overview(
             app.queries.queue_stats(DEFAULT_TENANT, now),
@@ -108,8 +84,8 @@ def queues_pause(queue: str | None, reason: str) -> None:
 
     Workers take no new job from it within about a second; its jobs stay waiting.
     """
-    with _open() as app:
-        app.queue_control.pause(tenant=DEFAULT_TENANT, queue=queue, by=_by(), reason=reason)
+    with open_chronicle() as app:
+        app.queue_control.pause(tenant=DEFAULT_TENANT, queue=queue, by=cli_actor(), reason=reason)
         # The answer waits until every live worker acts on the pause, as the API's does.
         pending = app.queue_control.wait_until_held(app.log.head())
     click.echo(f"paused {queue}" if queue else "paused every queue (maintenance)")
@@ -126,6 +102,6 @@ def queues_pause(queue: str | None, reason: str) -> None:
 @click.argument("queue", required=False, type=click.Choice(QUEUES))
 def queues_resume(queue: str | None) -> None:
     """Resume QUEUE, or lift the maintenance pause when QUEUE is omitted."""
-    with _open() as app:
-        app.queue_control.resume(tenant=DEFAULT_TENANT, queue=queue, by=_by())
+    with open_chronicle() as app:
+        app.queue_control.resume(tenant=DEFAULT_TENANT, queue=queue, by=cli_actor())
     click.echo(f"resumed {queue}" if queue else "lifted the maintenance pause")

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import getpass
 import re
 from collections.abc import Callable
-from contextlib import AbstractContextManager
-from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -20,6 +17,7 @@ from domain.job import QUEUES
 from domain.schedule import MissedRuns, Schedule
 from domain.shared import DEFAULT_TENANT
 from interfaces.bootstrap import Chronicle
+from interfaces.cli.common import catch_up_if_embedded, cli_actor, fmt_time, open_chronicle
 from interfaces.http.schemas.common import local_iso
 from interfaces.http.schemas.schedules import run_item, schedule_view
 
@@ -32,33 +30,6 @@ EVERY_HELP = (
     "A helper, NAME or NAME:ARG,ARG,... (e.g. weekdays, dailyAt:13:00, twiceDailyAt:1,13). "
     "Repeat it to chain helpers, applied in order."
 )
-
-
-def _by() -> str:
-    return f"cli:{getpass.getuser()}"
-
-
-# `interfaces.cli.main` imports this module to add the group: its helpers are imported when a
-# command runs, so either module can be imported first.
-
-
-def _open() -> AbstractContextManager[Chronicle]:
-    """The store of the CHRONICLE_* settings; domain errors become a ClickException."""
-    from interfaces.cli.main import _chronicle, _settings  # noqa: PLC0415
-
-    return _chronicle(_settings())
-
-
-def _catch_up(app: Chronicle) -> None:
-    from interfaces.cli.main import _catch_up_if_embedded  # noqa: PLC0415
-
-    _catch_up_if_embedded(app)
-
-
-def _fmt_time(moment: datetime | None) -> str:
-    from interfaces.cli.main import _fmt_time as fmt  # noqa: PLC0415
-
-    return fmt(moment)
 
 
 def _fmt_late(late_ms: float | None) -> str:
@@ -172,7 +143,7 @@ def schedules_add(
       chronicle schedules add ping "demo:noop" --cron "*/30 * * * * *"
     """
     frequency = _frequency(expression, every, required=True)
-    with _open() as app:
+    with open_chronicle() as app:
         schedule_id = app.schedules.create(
             ScheduleRequest(
                 name=name,
@@ -188,7 +159,7 @@ def schedules_add(
                 missed_runs=missed_runs,
                 active=not paused,
                 tenant=DEFAULT_TENANT,
-                by=_by(),
+                by=cli_actor(),
             )
         )
     click.echo(str(schedule_id))
@@ -241,8 +212,8 @@ def schedules_edit(
     changes.update(_frequency(expression, every, required=False))
     if not changes:
         raise click.UsageError("nothing to change: give at least one option")
-    with _open() as app:
-        schedule = app.schedules.edit(schedule_id, changes, tenant=DEFAULT_TENANT, by=_by())
+    with open_chronicle() as app:
+        schedule = app.schedules.edit(schedule_id, changes, tenant=DEFAULT_TENANT, by=cli_actor())
         click.echo(_summary(app, schedule))
 
 
@@ -268,8 +239,8 @@ def _summary(app: Chronicle, schedule: Schedule) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (as the API answers).")
 def schedules_list(active: bool | None, limit: int, cursor: str | None, as_json: bool) -> None:
     """List schedules, newest first, with their next run."""
-    with _open() as app:
-        _catch_up(app)
+    with open_chronicle() as app:
+        catch_up_if_embedded(app)
         rows, next_cursor = app.schedule_queries.list_schedules(
             DEFAULT_TENANT, active=active, limit=limit, cursor=cursor
         )
@@ -294,8 +265,8 @@ def schedules_list(active: bool | None, limit: int, cursor: str | None, as_json:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (as the API answers).")
 def schedules_show(schedule_id: UUID, as_json: bool) -> None:
     """Show one schedule: settings, frequency, next and last run, comments."""
-    with _open() as app:
-        _catch_up(app)
+    with open_chronicle() as app:
+        catch_up_if_embedded(app)
         app.schedules.get(schedule_id, tenant=DEFAULT_TENANT)
         row = app.schedule_queries.get_schedule(DEFAULT_TENANT, schedule_id)
         if row is None:
@@ -313,11 +284,11 @@ def schedules_show(schedule_id: UUID, as_json: bool) -> None:
             click.echo(f"{key:>20}: {value}")
     if view.last_run is not None:
         run = view.last_run
-        click.echo(f"{'last run':>20}: due {_fmt_time(run.due_at)}, job {run.job_id or '-'}")
+        click.echo(f"{'last run':>20}: due {fmt_time(run.due_at)}, job {run.job_id or '-'}")
     if comments:
         click.echo("\ncomments:")
         for comment in comments:
-            click.echo(f"  {_fmt_time(comment.at)}  {comment.author}: {comment.text}")
+            click.echo(f"  {fmt_time(comment.at)}  {comment.author}: {comment.text}")
 
 
 @schedules.command("runs")
@@ -327,8 +298,8 @@ def schedules_show(schedule_id: UUID, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON lines (as the API answers).")
 def schedules_runs(schedule_id: UUID, limit: int, cursor: str | None, as_json: bool) -> None:
     """List a schedule's runs (and skipped ticks), newest first."""
-    with _open() as app:
-        _catch_up(app)
+    with open_chronicle() as app:
+        catch_up_if_embedded(app)
         app.schedules.get(schedule_id, tenant=DEFAULT_TENANT)
         rows, next_cursor = app.schedule_queries.runs(
             DEFAULT_TENANT, schedule_id, limit=limit, cursor=cursor
@@ -344,7 +315,7 @@ def schedules_runs(schedule_id: UUID, limit: int, cursor: str | None, as_json: b
                 f"{item.skip_reason}: {item.skip_detail}" if item.skip_reason else item.error or ""
             )
             click.echo(
-                f"{_fmt_time(item.due_at):<20}{_fmt_late(item.late_ms):<10}{item.status:<11}"
+                f"{fmt_time(item.due_at):<20}{_fmt_late(item.late_ms):<10}{item.status:<11}"
                 f"{'manual' if item.manual else 'tick':<8}{item.job_id or '-'!s:<38}{detail}"
             )
     if next_cursor:
@@ -355,8 +326,8 @@ def schedules_runs(schedule_id: UUID, limit: int, cursor: str | None, as_json: b
 @click.argument("schedule_id", type=click.UUID)
 def schedules_pause(schedule_id: UUID) -> None:
     """Pause a schedule: its ticks are skipped until it is resumed."""
-    with _open() as app:
-        schedule = app.schedules.pause(schedule_id, tenant=DEFAULT_TENANT, by=_by())
+    with open_chronicle() as app:
+        schedule = app.schedules.pause(schedule_id, tenant=DEFAULT_TENANT, by=cli_actor())
         click.echo(_summary(app, schedule))
 
 
@@ -364,8 +335,8 @@ def schedules_pause(schedule_id: UUID) -> None:
 @click.argument("schedule_id", type=click.UUID)
 def schedules_resume(schedule_id: UUID) -> None:
     """Resume a paused schedule."""
-    with _open() as app:
-        schedule = app.schedules.resume(schedule_id, tenant=DEFAULT_TENANT, by=_by())
+    with open_chronicle() as app:
+        schedule = app.schedules.resume(schedule_id, tenant=DEFAULT_TENANT, by=cli_actor())
         click.echo(_summary(app, schedule))
 
 
@@ -373,8 +344,8 @@ def schedules_resume(schedule_id: UUID) -> None:
 @click.argument("schedule_id", type=click.UUID)
 def schedules_run(schedule_id: UUID) -> None:
     """Run a schedule's command now (a manual run) and print the job id."""
-    with _open() as app:
-        job_id = app.schedules.run_now(schedule_id, tenant=DEFAULT_TENANT, by=_by())
+    with open_chronicle() as app:
+        job_id = app.schedules.run_now(schedule_id, tenant=DEFAULT_TENANT, by=cli_actor())
     click.echo(str(job_id))
 
 
@@ -382,6 +353,6 @@ def schedules_run(schedule_id: UUID) -> None:
 @click.argument("schedule_id", type=click.UUID)
 def schedules_delete(schedule_id: UUID) -> None:
     """Delete a schedule."""
-    with _open() as app:
-        app.schedules.delete(schedule_id, tenant=DEFAULT_TENANT, by=_by())
+    with open_chronicle() as app:
+        app.schedules.delete(schedule_id, tenant=DEFAULT_TENANT, by=cli_actor())
     click.echo(f"deleted {schedule_id}")
