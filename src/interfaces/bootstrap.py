@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 import structlog
@@ -30,7 +30,7 @@ from application.jobs import JobService
 from application.outbox import OutboxRelay
 from application.periodic import PeriodicTask
 from application.ports import Clock, CronCalculator, JobQueue, SystemClock
-from application.projections import ProjectionRunner
+from application.projections import Projection, ProjectionRunner, ProjectionStore
 from application.queue_control import PauseWatcher, QueueControlService
 from application.recovery import JobRecovery
 from application.scheduler import Scheduler
@@ -65,25 +65,69 @@ from infrastructure.read_models.jobs import SqlJobsQueries, jobs_store, timeline
 from infrastructure.read_models.queue_metrics import SqlQueueMetrics, queue_metrics_store
 from infrastructure.read_models.queue_pauses import SqlQueuePauses, queue_pauses_store
 from infrastructure.read_models.schedules import SqlScheduleQueries, runs_store, schedules_store
-from infrastructure.read_models.store import SqlProjectionStore, TrackingOnlyStore, create_tracking
+from infrastructure.read_models.store import TrackingOnlyStore, create_tracking
 from infrastructure.scheduler_presence import SqlSchedulerPresence
 from infrastructure.settings import Settings
 from infrastructure.sql import Database, PostgresDatabase, SqliteDatabase
 from infrastructure.time_limit import ThreadTimeLimiter
 from infrastructure.worker_heartbeats import SqlWorkerHeartbeats
 
-#: Read-model projections that `chronicle projections rebuild` can rebuild.
-PROJECTIONS = (
-    "jobs",
-    "job_timeline",
-    "schedules",
-    "schedule_runs",
-    "queue_pauses",
-    "queue_metrics",
-    "batches",
-    "imports",
-    "exports",
+
+class FollowerStore(ProjectionStore[Any], Protocol):
+    """A projection store whose tables (or tracking row) can be created."""
+
+    def create(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ReadModel:
+    """One follower of the log: its name, where it writes and what it does with events.
+
+    `rebuildable` read models are replayed from zero by `chronicle projections rebuild`; the
+    others are reactions (they act on events once) or keep state of their own.
+    """
+
+    name: str
+    store: Callable[[Database], FollowerStore]
+    projection: Callable[[Chronicle], Projection[Any]]
+    rebuildable: bool = True
+
+
+#: Every follower of the log but the outbox relay (which needs a broker: `add_outbox`), in
+#: the order they are built, run and listed.
+READ_MODELS: tuple[ReadModel, ...] = (
+    ReadModel("jobs", jobs_store, lambda _: JobsProjection()),
+    ReadModel("job_timeline", timeline_store, lambda _: JobTimelineProjection()),
+    ReadModel("schedules", schedules_store, lambda _: SchedulesProjection()),
+    ReadModel("schedule_runs", runs_store, lambda _: ScheduleRunsProjection()),
+    ReadModel("queue_pauses", queue_pauses_store, lambda _: QueuePausesProjection()),
+    ReadModel("queue_metrics", queue_metrics_store, lambda _: QueueMetricsProjection()),
+    ReadModel("batches", batches_store, lambda _: BatchesProjection()),
+    ReadModel("imports", imports_store, lambda _: ImportsProjection()),
+    ReadModel("exports", exports_store, lambda _: ExportsProjection()),
+    # The batch process manager dispatches batch callbacks; its table is its own state.
+    ReadModel(
+        "batch_process",
+        batch_process_store,
+        lambda c: BatchProcess(
+            c.events, c.jobs, c.clock, backoff_seconds=c.settings.default_backoff_seconds
+        ),
+        rebuildable=False,
+    ),
+    # Fails the import or export whose job gave up or was cancelled: none stays running.
+    ReadModel(
+        "system_jobs",
+        lambda db: TrackingOnlyStore(db, "system_jobs", None),
+        lambda c: StoppedJobWatcher(
+            c.events, {IMPORT_COMMAND: c.imports.job_stopped, EXPORT_COMMAND: c.exports.job_stopped}
+        ),
+        rebuildable=False,
+    ),
 )
+#: The relay that publishes committed dispatches to the broker (see `Chronicle.add_outbox`).
+OUTBOX = "outbox"
+#: The read models `chronicle projections rebuild` can rebuild.
+PROJECTIONS = tuple(model.name for model in READ_MODELS if model.rebuildable)
 
 
 def load_command_modules(registry: CommandRegistry, modules: tuple[str, ...]) -> None:
@@ -128,6 +172,7 @@ class Chronicle:
     queue: JobQueue | None = None
 
     def projection_runners(self) -> list[ProjectionRunner[Any]]:
+        """The runners of the rebuildable read models (reactions and the outbox excluded)."""
         return [self.runners[name] for name in PROJECTIONS]
 
     def executor(
@@ -214,7 +259,7 @@ class Chronicle:
 
     def add_outbox(self, queue: JobQueue) -> ProjectionRunner[JobQueue]:
         """The relay that turns committed dispatches into broker messages."""
-        store = TrackingOnlyStore(self.db, "outbox", queue)
+        store = TrackingOnlyStore(self.db, OUTBOX, queue)
         store.create()
         # No gathering delay: the relay is on the path from dispatch to a worker starting.
         runner: ProjectionRunner[JobQueue] = ProjectionRunner(
@@ -224,7 +269,7 @@ class Chronicle:
             batch_size=self.settings.projection_batch_size,
             gather_seconds=0.0,
         )
-        self.runners["outbox"] = runner
+        self.runners[OUTBOX] = runner
         self.queue = queue
         return runner
 
@@ -251,26 +296,15 @@ class Chronicle:
         self.events.close()
 
 
-def _create_read_models(db: Database) -> list[SqlProjectionStore[Any]]:
+def _create_read_models(db: Database) -> dict[str, FollowerStore]:
+    """Create the tables of every read model (and the other tables of the read-model
+    database); returns the read models' stores by name."""
     create_tracking(db)
     SqlWorkerHeartbeats(db).create()
     SqlSchedulerPresence(db).create()
-    stores: list[SqlProjectionStore[Any]] = [
-        jobs_store(db),
-        timeline_store(db),
-        schedules_store(db),
-        runs_store(db),
-    ]
-    for store in stores:
+    stores = {model.name: model.store(db) for model in READ_MODELS}
+    for store in stores.values():
         store.create()
-    # The queue read models get their runners apart from the list above (see bootstrap).
-    queue_pauses_store(db).create()
-    queue_metrics_store(db).create()
-    # Batches too; the batch process keeps its own state (it is not a read model).
-    batches_store(db).create()
-    batch_process_store(db).create()
-    imports_store(db).create()
-    exports_store(db).create()
     # The contacts table is the built-in importer's target, not a read model.
     SqlContactStore(db).create()
     return stores
@@ -278,7 +312,7 @@ def _create_read_models(db: Database) -> list[SqlProjectionStore[Any]]:
 
 def _open_postgres(
     url: str, settings: Settings, connect_timeout: float | None
-) -> tuple[ChronicleEvents, PostgresDatabase, list[SqlProjectionStore[Any]]]:
+) -> tuple[ChronicleEvents, PostgresDatabase, dict[str, FollowerStore]]:
     """The event store and read models on PostgreSQL, their tables created if missing.
 
     Every connection the set-up uses is opened before the set-up lock is taken: a process
@@ -411,48 +445,13 @@ def bootstrap(
         exports=exports,
         export_queries=export_queries,
     )
-    projections: list[Any] = [
-        JobsProjection(),
-        JobTimelineProjection(),
-        SchedulesProjection(),
-        ScheduleRunsProjection(),
-    ]
-    for projection, store in zip(projections, stores, strict=True):
-        chronicle.runners[projection.name] = ProjectionRunner(
-            projection, store, log, batch_size=batch
+    for model in READ_MODELS:
+        projection = model.projection(chronicle)
+        if projection.name != model.name:
+            raise RuntimeError(f"read model {model.name} runs projection {projection.name}")
+        chronicle.runners[model.name] = ProjectionRunner(
+            projection, stores[model.name], log, batch_size=batch
         )
-    chronicle.runners["queue_pauses"] = ProjectionRunner(
-        QueuePausesProjection(), queue_pauses_store(db), log, batch_size=batch
-    )
-    chronicle.runners["queue_metrics"] = ProjectionRunner(
-        QueueMetricsProjection(), queue_metrics_store(db), log, batch_size=batch
-    )
-    chronicle.runners["batches"] = ProjectionRunner(
-        BatchesProjection(), batches_store(db), log, batch_size=batch
-    )
-    # The batch process manager: it follows the log like a projection, on its own tracking
-    # row, and dispatches batch callbacks; RunnerThreads runs it with the others.
-    chronicle.runners["batch_process"] = ProjectionRunner(
-        BatchProcess(events, jobs, clock, backoff_seconds=settings.default_backoff_seconds),
-        batch_process_store(db),
-        log,
-        batch_size=batch,
-    )
-    chronicle.runners["imports"] = ProjectionRunner(
-        ImportsProjection(), imports_store(db), log, batch_size=batch
-    )
-    chronicle.runners["exports"] = ProjectionRunner(
-        ExportsProjection(), exports_store(db), log, batch_size=batch
-    )
-    # Fails the import or export whose job gave up or was cancelled: none stays running.
-    chronicle.runners["system_jobs"] = ProjectionRunner(
-        StoppedJobWatcher(
-            events, {IMPORT_COMMAND: imports.job_stopped, EXPORT_COMMAND: exports.job_stopped}
-        ),
-        TrackingOnlyStore(db, "system_jobs", None),
-        log,
-        batch_size=batch,
-    )
     return chronicle
 
 

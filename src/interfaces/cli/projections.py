@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from interfaces.bootstrap import PROJECTIONS
+from interfaces.bootstrap import OUTBOX, PROJECTIONS, READ_MODELS
 from interfaces.cli.common import open_chronicle
 
 
@@ -30,7 +30,7 @@ def projections_status(as_json: bool) -> None:
                 "head": head,
                 "lag": head - tracking.get(name, 0),
             }
-            for name in (*PROJECTIONS, "batch_process", "system_jobs", "outbox")
+            for name in (*(model.name for model in READ_MODELS), OUTBOX)
         ]
     if as_json:
         for row in rows:
