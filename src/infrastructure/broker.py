@@ -82,11 +82,11 @@ from dramatiq.middleware import CurrentMessage, Middleware
 from dramatiq.worker import ConsumerThread, Worker
 
 from application.ports import HandBackError
+from domain.job import QUEUES
 
 __all__ = [
     "ACTOR_NAME",
     "DEFAULT_PREFIX",
-    "QUEUES",
     "BrokerUnavailableError",
     "ChronicleBroker",
     "DramatiqJobQueue",
@@ -99,8 +99,6 @@ __all__ = [
 
 log = structlog.get_logger(__name__)
 
-#: Logical queues, highest priority first.
-QUEUES: tuple[str, ...] = ("high", "default", "low")
 #: The one actor that runs every Chronicle job.
 ACTOR_NAME = "chronicle_run_job"
 DEFAULT_PREFIX = "chronicle."

@@ -15,6 +15,7 @@ import structlog
 import uvicorn
 
 from application.execution import JobExecutor
+from domain.job import QUEUES
 from infrastructure.broker import (
     ChronicleBroker,
     DramatiqJobQueue,
@@ -217,7 +218,7 @@ def run_all_in_one(settings: Settings) -> None:
     sweeper = chronicle.recovery_sweeper(recovery).start()
     worker = start_worker(
         setup,
-        queues=["high", "default", "low"],
+        queues=list(QUEUES),
         threads=settings.worker_threads,
         handler=_handler(executor),
         paused=pauses.skipped,

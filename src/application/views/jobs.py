@@ -12,7 +12,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from application.event_log import LoggedEvent, topic
-from domain.job import QUEUES, Job, JobStatus, validate_queue
+from domain.job import Job, JobStatus, validate_queue
 from domain.shared import ValidationError, require_utc
 
 # Counted per (tenant, queue, status): the projection is the only writer of these rows, so
@@ -313,7 +313,3 @@ class JobsQueries(Protocol):
     def count_failed(self, flt: FailedJobFilter) -> int: ...
     def comments(self, job_id: UUID) -> builtins.list[JobComment]: ...
     def queue_stats(self, tenant: str, now: datetime) -> QueueStats: ...
-
-
-def empty_queue_stats() -> dict[str, dict[str, int]]:
-    return {q: {s.value: 0 for s in JobStatus} for q in QUEUES}

@@ -13,8 +13,8 @@ from application.views.schedules import Comment, RunRow, ScheduleRow
 from infrastructure.read_models.store import (
     SqlProjectionStore,
     Table,
-    _tracking_position,
     newest_first,
+    tracking_position,
 )
 from infrastructure.sql import Database, Session
 
@@ -239,7 +239,7 @@ class SqlScheduleQueries:
         snapshot) so that 100,000 rows are never all in memory at once."""
         session = self._db.read()
         s = session.__enter__()
-        position = _tracking_position(s, "schedules", lock=False)
+        position = tracking_position(s, "schedules", lock=False)
 
         def rows() -> Iterator[ScheduleRow]:
             try:

@@ -70,7 +70,7 @@ def _create_tables(session: Session, tables: Sequence[Table], suffix: str) -> No
             )
 
 
-def _tracking_position(session: Session, name: str, *, lock: bool) -> int:
+def tracking_position(session: Session, name: str, *, lock: bool) -> int:
     clause = session.lock_row_clause() if lock else ""
     row = session.fetchone(
         f"SELECT position FROM projection_tracking WHERE name = ? {clause}", (name,)
@@ -83,10 +83,9 @@ def _tracking_position(session: Session, name: str, *, lock: bool) -> int:
             " ON CONFLICT (name) DO NOTHING",
             (name, datetime.now(UTC)),
         )
-        if lock:
-            row = session.fetchone(
-                f"SELECT position FROM projection_tracking WHERE name = ? {clause}", (name,)
-            )
+        row = session.fetchone(
+            f"SELECT position FROM projection_tracking WHERE name = ? {clause}", (name,)
+        )
         return int(row["position"]) if row else 0
     return int(row["position"])
 
@@ -96,7 +95,7 @@ class _Tracked(Generic[W]):
         self._session = session
         self._name = name
         self._writer = writer
-        self._position = _tracking_position(session, name, lock=True)
+        self._position = tracking_position(session, name, lock=True)
 
     @property
     def position(self) -> int:
@@ -173,7 +172,7 @@ class SqlProjectionStore(Generic[W]):
 
     def position(self) -> int:
         with self._db.read() as s:
-            return _tracking_position(s, self.name, lock=False)
+            return tracking_position(s, self.name, lock=False)
 
     def shadow(self) -> SqlProjectionStore[W]:
         shadow = SqlProjectionStore(
@@ -193,7 +192,7 @@ class SqlProjectionStore(Generic[W]):
             raise TypeError("replace_with takes this store's own shadow")
         with self._db.transaction() as s:
             # Holding the live tracking row stops the live runner until the swap commits.
-            _tracking_position(s, self.name, lock=True)
+            tracking_position(s, self.name, lock=True)
             tracked = shadow._tracked(s)  # noqa: SLF001
             finish(tracked)
             for table in self._tables:
@@ -249,7 +248,7 @@ class TrackingOnlyStore(Generic[W]):
 
     def position(self) -> int:
         with self._db.read() as s:
-            return _tracking_position(s, self._name, lock=False)
+            return tracking_position(s, self._name, lock=False)
 
     def shadow(self) -> ProjectionStore[W]:
         raise ValidationError(f"{self._name} has no read model to rebuild")

@@ -56,7 +56,7 @@ def serve(host: str | None, port: int | None) -> None:
 @click.command()
 @click.option(
     "--queues",
-    default="high,default,low",
+    default=",".join(QUEUES),
     show_default=True,
     help="Queues to consume, highest priority first.",
 )
