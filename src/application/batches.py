@@ -22,13 +22,13 @@ from uuid import UUID, uuid4
 import structlog
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
 
 from application.commands import CommandLineError, ParsedCommand
-from application.event_log import ChronicleEvents, LoggedEvent, change
+from application.event_log import ChronicleEvents, LoggedEvent
 from application.idempotency import Created
 from application.jobs import DispatchRequest, JobService
 from application.ports import Clock
+from application.saving import CHANGE_ATTEMPTS, change, collected, save_groups, saved
 from application.views.batches import (
     FAILED,
     PENDING,
@@ -52,7 +52,6 @@ log = structlog.get_logger(__name__)
 
 #: Jobs cancelled per event-store transaction when a batch is cancelled.
 CANCEL_CHUNK = 100
-_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -67,11 +66,6 @@ class BatchRequest:
     finally_: str | None = None
     tenant: str = DEFAULT_TENANT
     by: str = "system"
-
-
-def _pending(aggregates: Sequence[Aggregate]) -> list[Any]:
-    """The aggregates' new events, collected once (a failed save drains them)."""
-    return [event for aggregate in aggregates for event in aggregate.collect_events()]
 
 
 def _at_index(exc: ValidationError, index: int) -> ValidationError:
@@ -198,16 +192,13 @@ class BatchService:
         batch.require_open()
         jobs = self._build_jobs(batch_id, requests, tenant=tenant, by=by, now=self._clock.now())
         job_ids = [job.id for job in jobs]
-        job_events = _pending(jobs)
-        for _ in range(_ATTEMPTS):
+        job_events = collected(*jobs)
+        for _ in range(CHANGE_ATTEMPTS):
             batch.add_jobs(job_ids=job_ids, by=by, at=self._clock.now())
-            try:
-                self._events.save(*_pending([batch]), *job_events)
-            except IntegrityError:
-                # The batch process recorded something first: decide again on the new state.
-                batch = self.get(batch_id, tenant=tenant)
-                continue
-            return job_ids
+            if saved(self._events.save, *collected(batch), *job_events):
+                return job_ids
+            # The batch process recorded something first: decide again on the new state.
+            batch = self.get(batch_id, tenant=tenant)
         raise ConflictError(f"batch {batch_id} is changing too fast, try again")
 
     def cancel(self, batch_id: UUID, *, tenant: str, by: str, reason: str = "") -> Batch:
@@ -302,16 +293,14 @@ class BatchProcess:
 
     def _settle(self, tally: BatchTally, cause: str) -> None:
         """Apply the batch rules; save the batch and its callback jobs in one transaction."""
-        for _ in range(_ATTEMPTS):
+        for _ in range(CHANGE_ATTEMPTS):
             batch: Batch = self._events.repository.get(tally.id)
             now = self._clock.now()
             due = batch.settle(tally.progress(), at=now, cause=cause)
             jobs = [self._callback_job(batch, kind, now) for kind in due]
-            pending = _pending([batch, *jobs])
+            pending = collected(batch, *jobs)
             if pending:
-                try:
-                    self._events.save(*pending)
-                except IntegrityError:
+                if not saved(self._events.save, *pending):
                     # Decided already (a replay after a crash), or the batch changed under
                     # us (jobs added): reload and decide again.
                     continue
@@ -384,7 +373,7 @@ class BatchProcess:
                 job.status is JobStatus.RUNNING and not job.cancellation_requested
             ):
                 job.cancel(by=by, reason=reason, at=now)
-                changed.append((job_id, _pending([job])))
+                changed.append((job_id, collected(job)))
         if changed:
             self._save_cancels(changed, tenant=tenant, by=by, reason=reason)
 
@@ -393,15 +382,10 @@ class BatchProcess:
     ) -> None:
         """Save the cancellations together; when a worker saved one of the jobs meanwhile
         (started or finished it), save each half apart, so a conflict costs a few saves
-        rather than one per job."""
-        try:
-            self._events.save(*[event for _, events in changed for event in events])
-        except IntegrityError:
-            if len(changed) > 1:
-                middle = len(changed) // 2
-                self._save_cancels(changed[:middle], tenant=tenant, by=by, reason=reason)
-                self._save_cancels(changed[middle:], tenant=tenant, by=by, reason=reason)
-                return
-            # A job that finished, or is already being cancelled, is left as it is.
-            with contextlib.suppress(InvalidTransitionError):
-                self._jobs.cancel(changed[0][0], tenant=tenant, by=by, reason=reason)
+        rather than one per job; the jobs that changed are decided again."""
+        results = save_groups(self._events.save, [events for _, events in changed], halves=True)
+        for (job_id, _), result in zip(changed, results, strict=True):
+            if not result:
+                # A job that finished, or is already being cancelled, is left as it is.
+                with contextlib.suppress(InvalidTransitionError):
+                    self._jobs.cancel(job_id, tenant=tenant, by=by, reason=reason)

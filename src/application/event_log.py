@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.persistence import IntegrityError
 from eventsourcing.utils import get_topic
-
-from domain.shared import ConflictError
 
 
 class ChronicleEvents(Application[UUID]):
@@ -34,31 +31,6 @@ class ChronicleEvents(Application[UUID]):
         for listener in self._save_listeners:
             listener()
         return recordings
-
-
-A = TypeVar("A")
-
-#: How many times a command is decided again when others saved the aggregate meanwhile.
-CHANGE_ATTEMPTS = 5
-
-
-def change(
-    events: ChronicleEvents,
-    load: Callable[[], A],
-    command: Callable[[A], object],
-    what: str,
-) -> A:
-    """Load an aggregate, run `command` on it and save it; when someone else saved it in
-    between (optimistic concurrency), reload and decide again on the current state."""
-    for _ in range(CHANGE_ATTEMPTS):
-        aggregate = load()
-        command(aggregate)
-        try:
-            events.save(aggregate)
-        except IntegrityError:
-            continue
-        return aggregate
-    raise ConflictError(f"{what} is changing too fast, try again")
 
 
 def topic(event_class: type) -> str:

@@ -18,7 +18,6 @@ from uuid import UUID
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from application.commands import CommandContext, CommandRegistry
 from application.event_log import ChronicleEvents
@@ -32,6 +31,7 @@ from application.ports import (
     WorkerHeartbeats,
 )
 from application.retrying import OutageGaveUpError, is_outage, ride_out
+from application.saving import CHANGE_ATTEMPTS, saved
 from domain.job import Job, JobStatus
 from domain.shared import InvalidTransitionError
 
@@ -52,7 +52,6 @@ HAND_BACK_DELAY_SECONDS = 5.0
 # How soon a message for a job of a paused queue is looked at again. Only another tenant's
 # jobs in the same queue get here: a queue paused for all its waiting jobs is not consumed.
 PAUSED_RECHECK_SECONDS = 5.0
-CANCEL_CHECK_INTERVAL = 1.0
 
 
 def _json_safe(value: object) -> object:
@@ -264,9 +263,7 @@ class JobExecutor:
                 self._running.add(job_id)
             tried.append(now)
             job.start(worker_id=self._worker_id, at=now)
-            try:
-                self._save(*job.collect_events())
-            except IntegrityError:
+            if not saved(self._save, *job.collect_events()):
                 log.info("another worker started this job first, message skipped")
                 return Outcome.SKIPPED
         return job
@@ -299,29 +296,24 @@ class JobExecutor:
             log.info("job is running on a live worker, message deferred", worker_id=job.worker_id)
             return Outcome.DEFERRED
         job.lose_attempt(detail=lost, at=now)
-        try:
-            self._save(*job.collect_events())
-        except IntegrityError:
-            return Outcome.SKIPPED
+        if not saved(self._save, *job.collect_events()):
+            return Outcome.SKIPPED  # it changed meanwhile: finished, or its loss recorded
         log.warning("worker lost, attempt recorded as not counted", worker_id=job.worker_id)
         return Outcome.FAILED
 
     def _run(self, job: Job) -> Outcome:
-        last_check = [0.0, False]
-
         def is_cancelled() -> bool:
-            # Re-reading the job (a short stream) at most once a second sees a cancel request.
-            if time.monotonic() - last_check[0] >= CANCEL_CHECK_INTERVAL:
-                last_check[0] = time.monotonic()
-                try:
-                    current = self._load(job.id)
-                except Exception as exc:
-                    if not is_outage(exc):
-                        raise
-                    # The database is unreachable: the command goes on, as if not asked.
-                    return bool(last_check[1])
-                last_check[1] = bool(current and current.cancellation_requested)
-            return bool(last_check[1])
+            # Re-reading the job (a short stream) sees a cancel request; the context asks
+            # at most every `CommandContext.CANCEL_CHECK_INTERVAL`, and no more once it was.
+            try:
+                current = self._load(job.id)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                # The database is unreachable: the command goes on, as if not asked (the
+                # last answer, since the context stops asking once it hears yes).
+                return False
+            return bool(current and current.cancellation_requested)
 
         context = CommandContext(
             job_id=job.id,
@@ -354,45 +346,41 @@ class JobExecutor:
         ran: its outcome is not handed back), until the worker is told to stop."""
         # Only a cancellation request can be appended while the job runs; on conflict reload
         # and decide again with it.
-        for _ in range(5):
+        for _ in range(CHANGE_ATTEMPTS):
             now = self._clock.now()
             outcome = self._decide(
                 job, context=context, result=result, error=error, duration_ms=duration_ms, now=now
             )
             try:
-                ride_out(
-                    partial(self._save, *job.collect_events()),
+                if ride_out(
+                    partial(saved, self._save, *job.collect_events()),
                     what="record the job's outcome",
                     stop=self._stopping,
-                )
-            except IntegrityError:
-                try:
-                    reloaded = ride_out(
-                        partial(self._load, job.id), what="reload the job", stop=self._stopping
-                    )
-                except OutageGaveUpError:
-                    return self._unrecorded()
-                if (
-                    reloaded is not None
-                    and reloaded.version == job.version
-                    and reloaded.modified_on == job.modified_on
                 ):
-                    # Our save was committed although it reported an error (the same last
-                    # event: the same version is not enough, a cancel request has one too).
                     return self._recorded(outcome, duration_ms)
-                if (
-                    reloaded is None
-                    or reloaded.status is not JobStatus.RUNNING
-                    or (reloaded.worker_id, reloaded.attempts) != (job.worker_id, job.attempts)
-                ):
-                    # Finished, or our attempt was recorded lost (and maybe runs elsewhere).
-                    log.warning("the job changed while it ran here: outcome not recorded")
-                    return Outcome.SKIPPED
-                job = reloaded
-                continue
+                reloaded = ride_out(
+                    partial(self._load, job.id), what="reload the job", stop=self._stopping
+                )
             except OutageGaveUpError:
                 return self._unrecorded()
-            return self._recorded(outcome, duration_ms)
+            if (
+                reloaded is not None
+                and reloaded.version == job.version
+                and reloaded.modified_on == job.modified_on
+            ):
+                # Our save was committed although it reported an outage, and its retry then
+                # conflicted with it (the same last event: the same version is not enough, a
+                # cancel request has one too).
+                return self._recorded(outcome, duration_ms)
+            if (
+                reloaded is None
+                or reloaded.status is not JobStatus.RUNNING
+                or (reloaded.worker_id, reloaded.attempts) != (job.worker_id, job.attempts)
+            ):
+                # Finished, or our attempt was recorded lost (and maybe runs elsewhere).
+                log.warning("the job changed while it ran here: outcome not recorded")
+                return Outcome.SKIPPED
+            job = reloaded
         log.error("could not record the outcome of the job")
         return Outcome.SKIPPED
 

@@ -4,7 +4,8 @@ Every write to the event store serialises on one table lock, so a worker whose t
 save their own job commits one job per transaction. Here concurrent callers queue their
 events; one of them (the leader) saves everything queued in a single transaction and wakes
 the others. A conflict in a shared batch (two threads racing on one job) is resolved by
-saving each caller's events alone, so only the loser sees `IntegrityError`.
+saving each caller's events alone, so only the loser sees a conflict (`ConflictError`,
+which `application.saving.saved` tells from a failure like the event store's own).
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ import threading
 from collections import deque
 from typing import Any
 
-from eventsourcing.persistence import IntegrityError
-
 from application.event_log import ChronicleEvents
+from application.saving import save_groups
+from domain.shared import ConflictError
 
 
 class _Pending:
@@ -71,17 +72,16 @@ class GroupCommitter:
                     self._leading = False
 
     def _commit(self, batch: list[_Pending]) -> None:
+        unsettled = deque(batch)
+
+        def settled(saved: bool) -> None:
+            item = unsettled.popleft()
+            if not saved:
+                item.error = ConflictError("another writer saved the same aggregate first")
+
         try:
-            self._events.save(*[e for item in batch for e in item.events])
-        except IntegrityError as exc:
-            if len(batch) == 1:
-                batch[0].error = exc
-                return
-            for item in batch:
-                try:
-                    self._events.save(*item.events)
-                except Exception as item_exc:
-                    item.error = item_exc
+            save_groups(self._events.save, [item.events for item in batch], settled=settled)
         except Exception as exc:
-            for item in batch:
+            # The database failed (not a conflict): every caller not yet settled hears it.
+            for item in unsettled:
                 item.error = exc

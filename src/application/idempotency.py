@@ -17,10 +17,10 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
-from application.event_log import CHANGE_ATTEMPTS, ChronicleEvents
+from application.event_log import ChronicleEvents
 from application.ports import Clock
+from application.saving import CHANGE_ATTEMPTS, saved
 from domain.idempotency import IdempotencyKey, idempotency_key_id, validate_key
 from domain.shared import ConflictError
 
@@ -97,11 +97,9 @@ class IdempotentCreation:
                 )
             else:
                 used.reuse(kind=kind, fingerprint=digest, created=ids, at=now)
-            try:
-                self._events.save(used, *aggregates)
-            except IntegrityError:
-                continue  # another request with this key won: answer with what it made
-            return Created(ids, created=True)
+            if saved(self._events.save, used, *aggregates):
+                return Created(ids, created=True)
+            # Another request with this key won: answer with what it made.
         raise ConflictError(f"idempotency key {key!r} is being used by other requests right now")
 
     def _load(self, key_id: UUID) -> IdempotencyKey | None:

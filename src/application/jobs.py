@@ -11,12 +11,12 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from application.commands import CommandRegistry, ParsedCommand
-from application.event_log import ChronicleEvents, change
+from application.event_log import ChronicleEvents
 from application.idempotency import DEFAULT_RETENTION, Created, IdempotentCreation
 from application.ports import Clock
+from application.saving import change, collected, save_groups, saved
 from application.views.jobs import FailedJobFilter, FailedJobIds, JobComment
 from domain.job import Job, JobStatus
 from domain.shared import DEFAULT_TENANT, NotFoundError, ValidationError, require_utc
@@ -247,28 +247,18 @@ class JobService:
                 skipped += 1
                 continue
             job.retry(by=by, at=at)
-            # Collected once: a save that fails has drained them from the aggregate, and the
-            # one-by-one fallback must save the same events (see `_pending` in the scheduler).
-            pending.append((job_id, list(job.collect_events())))
-        if not pending:
-            return 0, skipped
-        try:
-            self._events.save(*[event for _, events in pending for event in events])
-        except IntegrityError:
-            # A worker or another operator saved one of these jobs since we loaded it.
-            retried = 0
-            for job_id, events in pending:
-                try:
-                    self._events.save(*events)
-                except IntegrityError:
-                    if self._retry_changed(job_id, tenant, by):
-                        retried += 1
-                    else:
-                        skipped += 1
-                    continue
+            # Collected once, so each job can be saved alone after a failed page.
+            pending.append((job_id, collected(job)))
+        retried = 0
+        # A worker or another operator may have saved some of these jobs since we loaded
+        # them: those are decided again, the others are saved as decided.
+        results = save_groups(self._events.save, [events for _, events in pending])
+        for (job_id, _), result in zip(pending, results, strict=True):
+            if result or self._retry_changed(job_id, tenant, by):
                 retried += 1
-            return retried, skipped
-        return len(pending), skipped
+            else:
+                skipped += 1
+        return retried, skipped
 
     def _retry_changed(self, job_id: UUID, tenant: str, by: str) -> bool:
         """Decide again for a job that changed under us: retry it if it is still failed."""
@@ -276,11 +266,8 @@ class JobService:
         if job is None:
             return False
         job.retry(by=by, at=self._clock.now())
-        try:
-            self._events.save(job)
-        except IntegrityError:
-            return False  # changing right now: someone else is acting on it
-        return True
+        # A second conflict: it is changing right now, someone else is acting on it.
+        return saved(self._events.save, job)
 
     def _still_failed(self, job_id: UUID, tenant: str) -> Job | None:
         try:

@@ -76,6 +76,14 @@ class Projection(Protocol[W_contra]):
     def process(self, events: Sequence[LoggedEvent], writer: W_contra) -> None: ...
 
 
+class ProjectionPositions(Protocol):
+    """Where each read model stands in the log."""
+
+    def tracking(self) -> dict[str, int]:
+        """The committed log position of every projection, by name."""
+        ...
+
+
 class ProjectionRunner(Generic[W]):
     """Runs one projection: catch up in batches, then follow the log as it grows."""
 

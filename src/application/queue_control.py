@@ -18,8 +18,9 @@ from datetime import timedelta
 import structlog
 from eventsourcing.application import AggregateNotFoundError
 
-from application.event_log import ChronicleEvents, EventLog, change, topic
+from application.event_log import ChronicleEvents, EventLog, topic
 from application.ports import Clock, WorkerHeartbeats
+from application.saving import change
 from application.views.queue_pauses import QueuePause, QueuePausesQueries
 from domain.queue_control import QueueControl, queue_control_id
 

@@ -24,11 +24,11 @@ from uuid import UUID
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from application.event_log import ChronicleEvents
 from application.execution import WORKER_LOST_AFTER, attempt_lost
 from application.ports import Clock, JobQueue, WorkerBeat, WorkerHeartbeats
+from application.saving import saved
 from application.views.queue_pauses import QueuePausesQueries
 from domain.job import QUEUES, Job, JobStatus
 
@@ -184,9 +184,7 @@ class JobRecovery:
         ):
             return False
         job.lose_attempt(detail=detail, at=now)
-        try:
-            self._events.save(job)
-        except IntegrityError:
+        if not saved(self._events.save, job):
             return False  # it changed meanwhile: its worker is there after all
         log.warning("lost attempt recovered", job_id=str(row.id), detail=detail)
         return True

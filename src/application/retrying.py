@@ -2,8 +2,8 @@
 
 A worker that cannot save `Started` or a job's outcome must neither lose the message nor
 drop the outcome: it keeps trying, with back-off, and says so once per outage, not once
-per attempt. Conflicts (`IntegrityError`: someone else saved first) are never retried here;
-they are decisions for the caller.
+per attempt. Conflicts (someone else saved first, see `application.saving`) are never
+retried here; they are decisions for the caller.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ soon as their events are). It never scans all schedules per tick.
 Exactly once without a lock: a tick's id is derived from (schedule, due time), and so is the
 id of the job it starts. A tick and its job are saved in one transaction; when several
 schedulers race for the same tick, the event store accepts the first and rejects the others
-(IntegrityError), which then learn what the winner did and move on.
+(a conflict, see `application.saving`), which then learn what the winner did and move on.
 
 Late, not missed: a tick is recorded as missed only when no scheduler was running at its due
 time (see `application.scheduler_presence`). A tick this scheduler could not save (the
@@ -30,12 +30,12 @@ from uuid import UUID, uuid4
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from application.event_log import ChronicleEvents, EventLog, LoggedEvent, topic
 from application.frequencies import Tick, next_tick
 from application.jobs import DispatchRequest, JobService
 from application.ports import Clock, CronCalculator
+from application.saving import collected, save_groups
 from application.scheduler_presence import Coverage, SchedulerPresence
 from application.views.schedules import ScheduleRow, SchedulesQueries
 from domain.frequency import Frequency
@@ -90,12 +90,6 @@ class _Entry:
     last_job_id: UUID | None = None
     next: Tick | None = None
     generation: int = 0
-
-
-def _pending(aggregates: Sequence[Any]) -> list[Any]:
-    """The aggregates' new events, collected once: a save that fails has already drained
-    them from the aggregates, and the retry must save the same events again."""
-    return [event for aggregate in aggregates for event in aggregate.collect_events()]
 
 
 def _slot(tick: Tick) -> str | None:
@@ -509,7 +503,7 @@ class Scheduler:
                     dst=tick.dst,
                     by=f"{self._name} (catch-up)" if catch_up else self._name,
                 )
-                return _Decision(entry, tick, _pending([record, job]), job.id)
+                return _Decision(entry, tick, collected(record, job), job.id)
             reason, detail = SkipReason.OVERLAP, busy
         skipped = skip(
             entry.schedule_id,
@@ -521,7 +515,7 @@ class Scheduler:
             at=now,
             slot=_slot(tick),
         )
-        return _Decision(entry, tick, _pending([skipped]), None)
+        return _Decision(entry, tick, collected(skipped), None)
 
     def _flush(self, pending: list[_Decision]) -> None:
         """Save the decided ticks, together when possible; losers of a race learn the winner.
@@ -534,23 +528,18 @@ class Scheduler:
         remaining = deque(pending)
         pending.clear()
         saved: list[_Decision] = []
-        try:
-            try:
-                self._events.save(*[e for d in remaining for e in d.events])
-            except IntegrityError:
-                while remaining:
-                    decision = remaining[0]
-                    try:
-                        self._events.save(*decision.events)
-                    except IntegrityError:
-                        self.stats.lost_races += 1
-                        self._learn(decision.entry, decision.tick)
-                    else:
-                        saved.append(decision)
-                    remaining.popleft()
+
+        def settled(was_saved: bool) -> None:
+            decision = remaining[0]
+            if was_saved:
+                saved.append(decision)
             else:
-                saved.extend(remaining)
-                remaining.clear()
+                self.stats.lost_races += 1
+                self._learn(decision.entry, decision.tick)
+            remaining.popleft()
+
+        try:
+            save_groups(self._events.save, [d.events for d in remaining], settled=settled)
         except BaseException:
             pending[:0] = remaining
             raise
@@ -599,20 +588,14 @@ class Scheduler:
             entry.last_job_id = other.job_id
 
     def _save_skips(self, skipped: Sequence[SkippedTick]) -> None:
-        pending = [_pending([one]) for one in skipped]
-        try:
-            self._events.save(*[e for events in pending for e in events])
-        except IntegrityError:
-            # Some were recorded by another scheduler: save the others one by one.
-            for events in pending:
-                try:
-                    self._events.save(*events)
-                except IntegrityError:
-                    self.stats.lost_races += 1
-                    continue
+        def settled(was_saved: bool) -> None:
+            # The ones not saved were recorded by another scheduler.
+            if was_saved:
                 self.stats.skipped += 1
-        else:
-            self.stats.skipped += len(skipped)
+            else:
+                self.stats.lost_races += 1
+
+        save_groups(self._events.save, [collected(one) for one in skipped], settled=settled)
 
     def _handle_missed(self, entry: _Entry, first: Tick, now: datetime) -> Tick:
         """Ticks that fell due while no scheduler ran: skip them, or run the last one once.

@@ -10,10 +10,11 @@ from uuid import UUID, uuid4
 from eventsourcing.application import AggregateNotFoundError
 
 from application.commands import CommandRegistry, ParsedCommand
-from application.event_log import ChronicleEvents, change
+from application.event_log import ChronicleEvents
 from application.frequencies import validate_timezone
 from application.jobs import DispatchRequest, JobService
 from application.ports import Clock, CronCalculator
+from application.saving import change
 from domain.frequency import Frequency
 from domain.schedule import MissedRuns, Schedule, trigger
 from domain.shared import DEFAULT_TENANT, NotFoundError, ValidationError

@@ -21,26 +21,32 @@ from application.event_log import ChronicleEvents
 from application.execution import JobExecutor, PauseGate
 from application.exports.exporters import ExporterRegistry, default_exporters
 from application.exports.service import EXPORT_COMMAND, ExportService, register_export_command
-from application.exports.view import ExportsProjection
+from application.exports.view import ExportsProjection, ExportsQueries
 from application.group_commit import GroupCommitter
 from application.imports.importers import builtin_importers, default_importers
 from application.imports.service import IMPORT_COMMAND, ImportService, register_import_command
-from application.imports.view import ImportsProjection
+from application.imports.view import ImportsProjection, ImportsQueries
 from application.jobs import JobService
 from application.outbox import OutboxRelay
 from application.periodic import PeriodicTask
 from application.ports import Clock, CronCalculator, JobQueue, SystemClock
 from application.projections import Projection, ProjectionRunner, ProjectionStore
 from application.queue_control import PauseWatcher, QueueControlService
+from application.reads.batches import BatchReads
+from application.reads.exports import ExportReads
+from application.reads.imports import ImportReads
+from application.reads.jobs import JobReads, JobsReadModel
+from application.reads.read_your_writes import ReadYourWrites
+from application.reads.schedules import ScheduleReads, SchedulesReadModel
 from application.recovery import JobRecovery
 from application.scheduler import Scheduler
 from application.schedules import ScheduleService
 from application.stopped_jobs import StoppedJobWatcher
-from application.views.batches import BatchesProjection
+from application.views.batches import BatchesProjection, BatchesQueries
 from application.views.job_timeline import JobTimelineProjection
 from application.views.jobs import JobsProjection
-from application.views.queue_metrics import QueueMetricsProjection
-from application.views.queue_pauses import QueuePausesProjection
+from application.views.queue_metrics import QueueMetricsProjection, QueueMetricsQueries
+from application.views.queue_pauses import QueuePausesProjection, QueuePausesQueries
 from application.views.schedules import ScheduleRunsProjection, SchedulesProjection
 from domain.job import QUEUES
 from infrastructure.builtin_exporters import register_builtin_exporters
@@ -154,20 +160,25 @@ class Chronicle:
     registry: CommandRegistry
     clock: Clock
     jobs: JobService
-    queries: SqlJobsQueries
+    queries: JobsReadModel
+    job_reads: JobReads
     schedules: ScheduleService
-    schedule_queries: SqlScheduleQueries
+    schedule_queries: SchedulesReadModel
+    schedule_reads: ScheduleReads
     cron: CronCalculator
     queue_control: QueueControlService
-    queue_pauses: SqlQueuePauses
-    queue_metrics: SqlQueueMetrics
+    queue_pauses: QueuePausesQueries
+    queue_metrics: QueueMetricsQueries
     batches: BatchService
-    batch_queries: SqlBatchQueries
+    batch_queries: BatchesQueries
+    batch_reads: BatchReads
     imports: ImportService
-    import_queries: SqlImportQueries
+    import_queries: ImportsQueries
+    import_reads: ImportReads
     exporters: ExporterRegistry
     exports: ExportService
-    export_queries: SqlExportQueries
+    export_queries: ExportsQueries
+    export_reads: ExportReads
     runners: dict[str, ProjectionRunner[Any]] = field(default_factory=dict)
     queue: JobQueue | None = None
 
@@ -426,8 +437,10 @@ def bootstrap(
         clock=clock,
         jobs=jobs,
         queries=queries,
+        job_reads=JobReads(ReadYourWrites(events), queries),
         schedules=ScheduleService(events, registry, jobs, cron, clock),
         schedule_queries=SqlScheduleQueries(db),
+        schedule_reads=ScheduleReads(ReadYourWrites(events), SqlScheduleQueries(db)),
         cron=cron,
         queue_control=QueueControlService(
             events,
@@ -439,11 +452,14 @@ def bootstrap(
         queue_metrics=SqlQueueMetrics(db),
         batches=BatchService(events, jobs, clock, SqlBatchQueries(db)),
         batch_queries=SqlBatchQueries(db),
+        batch_reads=BatchReads(ReadYourWrites(events), SqlBatchQueries(db)),
         imports=imports,
         import_queries=SqlImportQueries(db),
+        import_reads=ImportReads(ReadYourWrites(events), SqlImportQueries(db)),
         exporters=export_registry,
         exports=exports,
         export_queries=export_queries,
+        export_reads=ExportReads(ReadYourWrites(events), export_queries),
     )
     for model in READ_MODELS:
         projection = model.projection(chronicle)

@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
-from eventsourcing.persistence import IntegrityError
 
 from application.group_commit import GroupCommitter
 from domain.job import Job
+from domain.shared import ConflictError
 from interfaces.bootstrap import Chronicle
 
 pytestmark = pytest.mark.integration
@@ -73,7 +73,7 @@ def test_conflict_in_a_shared_batch_fails_only_the_loser(chronicle: Chronicle):
         barrier.wait()
         try:
             committer.save(*agg.collect_events())
-        except IntegrityError as exc:
+        except ConflictError as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=save, args=(a,)) for a in [*copies, *bystanders]]

@@ -20,7 +20,7 @@ import structlog
 from eventsourcing.application import AggregateNotFoundError
 
 from application.commands import CommandContext, CommandRegistry, Help
-from application.event_log import ChronicleEvents, change
+from application.event_log import ChronicleEvents
 from application.exports.exporters import (
     ExportColumn,
     Exporter,
@@ -33,6 +33,7 @@ from application.exports.view import ExportsQueries
 from application.jobs import DispatchRequest, JobService
 from application.periodic import PeriodicTask
 from application.ports import Clock, JobTimedOutError
+from application.saving import change
 from domain.export import Export, ExportFormat, ExportStatus, export_job_id, parse_format
 from domain.shared import (
     DEFAULT_TENANT,

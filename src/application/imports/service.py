@@ -20,10 +20,9 @@ from uuid import UUID, uuid4
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from application.commands import CommandContext, CommandRegistry
-from application.event_log import ChronicleEvents, change
+from application.event_log import ChronicleEvents
 from application.imports.csv_reader import CsvFile, CsvFileError, ParsedRow, read_rows, split_values
 from application.imports.importers import (
     ROW_ERROR,
@@ -37,6 +36,7 @@ from application.imports.importers import (
 )
 from application.jobs import DispatchRequest, JobService
 from application.ports import Clock
+from application.saving import CHANGE_ATTEMPTS, change, saved
 from domain.data_import import FailedRow, Import, ImportStatus
 from domain.shared import (
     DEFAULT_TENANT,
@@ -71,7 +71,6 @@ _SNIFF_BYTES = 8192
 _NEEDS_CORRECTION = (
     "the row was read with the wrong number of fields: send a correction with its columns"
 )
-_SAVE_ATTEMPTS = 5
 
 T = TypeVar("T")
 
@@ -406,17 +405,14 @@ class ImportService:
     def _record(self, current: Import, **chunk: Any) -> Import | None:
         """Record a chunk; None when the import stopped meanwhile (failed by the watcher)."""
         aggregate = current
-        for _ in range(_SAVE_ATTEMPTS):
+        for _ in range(CHANGE_ATTEMPTS):
             if aggregate.status is not ImportStatus.PROCESSING:
                 return None
             if chunk["chunk"] not in aggregate.chunks:
                 aggregate.record_chunk(at=self._clock.now(), **chunk)
-            try:
-                self._events.save(aggregate)
-            except IntegrityError:
-                aggregate = self.get(current.id)
-                continue
-            return aggregate
+            if saved(self._events.save, aggregate):
+                return aggregate
+            aggregate = self.get(current.id)
         raise InvalidTransitionError(f"import {current.id} keeps changing while it runs")
 
     def _fail(self, current: Import, reason: str) -> dict[str, Any]:

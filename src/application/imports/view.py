@@ -39,6 +39,8 @@ class ImportRow:
     finished_at: datetime | None
     last_retry_at: datetime | None
     updated_at: datetime
+    #: The import's version this row reflects (every event of the import moves it).
+    version: int
 
     @property
     def progress(self) -> float:
@@ -92,12 +94,23 @@ class ImportsWriter(Protocol):
 
     def insert_import(self, row: ImportRow) -> None: ...
     def add_chunk(
-        self, import_id: UUID, rows_ok: int, failed: int, bytes_read: int, at: datetime
+        self,
+        import_id: UUID,
+        rows_ok: int,
+        failed: int,
+        bytes_read: int,
+        at: datetime,
+        *,
+        version: int,
     ) -> None: ...
-    def finish(self, import_id: UUID, status: str, failure: str | None, at: datetime) -> None: ...
+    def finish(
+        self, import_id: UUID, status: str, failure: str | None, at: datetime, *, version: int
+    ) -> None: ...
     def tenant_of(self, import_id: UUID) -> str | None: ...
     def put_failed_rows(self, tenant: str, rows: Sequence[FailedImportRow]) -> None: ...
-    def pass_rows(self, import_id: UUID, numbers: Sequence[int], at: datetime) -> None: ...
+    def pass_rows(
+        self, import_id: UUID, numbers: Sequence[int], at: datetime, *, version: int
+    ) -> None: ...
 
 
 class ImportsQueries(Protocol):
@@ -159,10 +172,13 @@ class ImportsProjection:
                 tenants[import_id] = event.tenant
                 writer.insert_import(_started(logged.position, event))
                 continue
+            version = event.originator_version
             if isinstance(event, Import.Completed):
-                writer.finish(import_id, event.status, None, event.at)
+                writer.finish(import_id, event.status, None, event.at, version=version)
             elif isinstance(event, Import.Failed):
-                writer.finish(import_id, ImportStatus.FAILED.value, event.reason, event.at)
+                writer.finish(
+                    import_id, ImportStatus.FAILED.value, event.reason, event.at, version=version
+                )
             elif isinstance(event, Import.ChunkProcessed | Import.FailedRowsRetried):
                 tenant = tenants.get(import_id) or writer.tenant_of(import_id)
                 if tenant is None:
@@ -172,13 +188,19 @@ class ImportsProjection:
 
     @staticmethod
     def _rows(event: Any, import_id: UUID, tenant: str, writer: ImportsWriter) -> None:
+        version = event.originator_version
         if isinstance(event, Import.ChunkProcessed):
             writer.add_chunk(
-                import_id, event.rows_ok, len(event.failed_rows), event.bytes_read, event.at
+                import_id,
+                event.rows_ok,
+                len(event.failed_rows),
+                event.bytes_read,
+                event.at,
+                version=version,
             )
             writer.put_failed_rows(tenant, [failed_row(import_id, r) for r in event.failed_rows])
             return
-        writer.pass_rows(import_id, event.passed, event.at)
+        writer.pass_rows(import_id, event.passed, event.at, version=version)
         writer.put_failed_rows(tenant, [failed_row(import_id, r) for r in event.still_failing])
 
 
@@ -206,4 +228,5 @@ def _started(position: int, event: Import.Started) -> ImportRow:
         finished_at=None,
         last_retry_at=None,
         updated_at=event.at,
+        version=event.originator_version,
     )

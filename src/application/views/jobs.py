@@ -215,6 +215,8 @@ class JobRow:
     cancelled_by: str | None
     forgotten: bool
     updated_at: datetime
+    #: The job's version this row reflects (every event of the job moves it).
+    version: int
 
     def is_delayed(self, now: datetime) -> bool:
         return self.status == JobStatus.WAITING.value and self.available_at > now

@@ -111,6 +111,9 @@ class SchedulesProjection:
                         "position": logged.position,
                     }
                 )
+                # The row's version is the schedule's, comments included: a read compares it
+                # with the version in the event store (see `application.reads`).
+                writer.update_schedule(event.originator_id, {"version": event.originator_version})
             elif isinstance(event, TriggeredTick.Triggered):
                 if not event.manual:
                     writer.record_due(event.schedule_id, event.due_at, {})
@@ -150,6 +153,7 @@ class ScheduleRow:
     last_due_at: datetime | None
     last_job_id: UUID | None
     last_run_at: datetime | None
+    #: The schedule's version this row reflects (every event of the schedule moves it).
     version: int
 
 

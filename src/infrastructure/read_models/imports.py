@@ -25,7 +25,7 @@ IMPORTS = Table(
     chunks INTEGER NOT NULL, bytes_read BIGINT NOT NULL, header TEXT NOT NULL,
     mapping TEXT NOT NULL, options TEXT NOT NULL, chunk_size INTEGER NOT NULL, failure TEXT,
     requested_by TEXT NOT NULL, started_at TIMESTAMPTZ NOT NULL, finished_at TIMESTAMPTZ,
-    last_retry_at TIMESTAMPTZ, updated_at TIMESTAMPTZ NOT NULL""",
+    last_retry_at TIMESTAMPTZ, updated_at TIMESTAMPTZ NOT NULL, version INTEGER NOT NULL""",
     (
         ("tenant_seq", "tenant, seq"),
         ("tenant_status", "tenant, status, seq"),
@@ -43,7 +43,7 @@ IMPORT_FAILED_ROWS = Table(
 IMPORT_COLUMNS = (
     "id, seq, tenant, importer, file_name, file_size, status, rows, succeeded, failed, chunks,"
     " bytes_read, header, mapping, options, chunk_size, failure, requested_by, started_at,"
-    " finished_at, last_retry_at, updated_at"
+    " finished_at, last_retry_at, updated_at, version"
 )
 _JSON_COLUMNS = ("header", "mapping", "options")
 _FAILED_COLUMNS = "import_id, number, data, errors, error, passed, passed_at"
@@ -71,20 +71,29 @@ class SqlImportsWriter:
         )
 
     def add_chunk(
-        self, import_id: UUID, rows_ok: int, failed: int, bytes_read: int, at: datetime
+        self,
+        import_id: UUID,
+        rows_ok: int,
+        failed: int,
+        bytes_read: int,
+        at: datetime,
+        *,
+        version: int,
     ) -> None:
         self._s.execute(
             f"UPDATE {self._imports} SET rows = rows + ?, succeeded = succeeded + ?,"
-            " failed = failed + ?, chunks = chunks + 1, bytes_read = ?, updated_at = ?"
-            " WHERE id = ?",
-            (rows_ok + failed, rows_ok, failed, bytes_read, at, str(import_id)),
+            " failed = failed + ?, chunks = chunks + 1, bytes_read = ?, updated_at = ?,"
+            " version = ? WHERE id = ?",
+            (rows_ok + failed, rows_ok, failed, bytes_read, at, version, str(import_id)),
         )
 
-    def finish(self, import_id: UUID, status: str, failure: str | None, at: datetime) -> None:
+    def finish(
+        self, import_id: UUID, status: str, failure: str | None, at: datetime, *, version: int
+    ) -> None:
         self._s.execute(
             f"UPDATE {self._imports} SET status = ?, failure = ?, finished_at = ?,"
-            " updated_at = ? WHERE id = ?",
-            (status, failure, at, at, str(import_id)),
+            " updated_at = ?, version = ? WHERE id = ?",
+            (status, failure, at, at, version, str(import_id)),
         )
 
     def tenant_of(self, import_id: UUID) -> str | None:
@@ -116,7 +125,9 @@ class SqlImportsWriter:
             ],
         )
 
-    def pass_rows(self, import_id: UUID, numbers: Sequence[int], at: datetime) -> None:
+    def pass_rows(
+        self, import_id: UUID, numbers: Sequence[int], at: datetime, *, version: int
+    ) -> None:
         if numbers:
             self._s.executemany(
                 f"UPDATE {self._failed} SET passed = ?, passed_at = ?"
@@ -127,7 +138,7 @@ class SqlImportsWriter:
         self._s.execute(
             f"UPDATE {self._imports} SET succeeded = succeeded + ?, failed = failed - ?,"
             " status = CASE WHEN failed - ? > 0 THEN ? ELSE ? END, last_retry_at = ?,"
-            " updated_at = ? WHERE id = ?",
+            " updated_at = ?, version = ? WHERE id = ?",
             (
                 passed,
                 passed,
@@ -136,6 +147,7 @@ class SqlImportsWriter:
                 ImportStatus.COMPLETED.value,
                 at,
                 at,
+                version,
                 str(import_id),
             ),
         )

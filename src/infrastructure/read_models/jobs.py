@@ -86,9 +86,9 @@ JOB_COLUMNS = (
     " max_attempts, timeout_seconds, requested_by, batch_id, schedule_id, dispatched_at,"
     " available_at, started_at, finished_at, failed_at, duration_ms, worker_id,"
     " last_error_type, last_error_message, last_error_traceback, output, result,"
-    " cancel_requested_by, cancelled_by, forgotten, updated_at"
+    " cancel_requested_by, cancelled_by, forgotten, updated_at, version"
 )
-_UPDATABLE = frozenset(c.strip() for c in JOB_COLUMNS.split(",")) | {"version"}
+_UPDATABLE = frozenset(c.strip() for c in JOB_COLUMNS.split(","))
 
 
 def _json_default(value: object) -> str:

@@ -34,6 +34,8 @@ SCHEDULES = Table(
         ("tenant_name", "tenant, name"),
         ("active_seq", "active, seq"),
     ),
+    # 1: `version` follows comments too (rows of commented schedules were behind).
+    revision=1,
 )
 SCHEDULE_COMMENTS = Table(
     "schedule_comments",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
@@ -41,12 +41,15 @@ class Table:
 
     `partial_indexes` (name suffix, columns, predicate) hold only the rows a query needs; a
     query uses one only if its WHERE repeats the predicate word for word, as SQL text.
+    `revision` goes up when what the projection writes into unchanged columns changes, so
+    existing tables are rebuilt from the log as when their definition changes.
     """
 
     name: str
     columns: str
     indexes: tuple[tuple[str, str], ...] = ()
     partial_indexes: tuple[tuple[str, str, str], ...] = ()
+    revision: int = field(default=0, repr=False)
 
     def index_names(self) -> list[str]:
         return [name for name, *_ in (*self.indexes, *self.partial_indexes)]
@@ -143,7 +146,9 @@ class SqlProjectionStore(Generic[W]):
     def create(self) -> None:
         """Create the tables; if their definition changed since they were created, drop them
         and reset the tracking position, so the projector rebuilds them from the log."""
-        fingerprint = hashlib.sha256(repr(self._tables).encode()).hexdigest()
+        # Revision 0 is left out, so tables that never had one keep their fingerprint.
+        revisions = "".join(f";{t.name}@{t.revision}" for t in self._tables if t.revision)
+        fingerprint = hashlib.sha256((repr(self._tables) + revisions).encode()).hexdigest()
         with self._db.transaction() as s:
             s.execute(TRACKING_DDL)
             s.execute(SCHEMAS_DDL)

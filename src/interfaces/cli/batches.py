@@ -12,8 +12,7 @@ from application.jobs import DispatchRequest
 from domain.job import QUEUES
 from domain.shared import DEFAULT_TENANT
 from interfaces.cli.common import catch_up_if_embedded, cli_actor, fmt_time, open_chronicle
-from interfaces.http.batches import batch_view, current_view
-from interfaces.http.schemas.batches import BatchView
+from interfaces.http.schemas.batches import BatchView, batch_view
 
 
 def _state(view: BatchView) -> str:
@@ -137,7 +136,8 @@ def batches_show(batch_id: UUID, as_json: bool) -> None:
     """Show one batch: counts, progress, state and callbacks."""
     with open_chronicle() as app:
         catch_up_if_embedded(app)
-        view = current_view(app, batch_id, DEFAULT_TENANT)
+        current = app.batch_reads.get(DEFAULT_TENANT, batch_id)
+    view = batch_view(current.value, projected=current.projected)
     if as_json:
         click.echo(msgspec.json.encode(view).decode())
     else:
@@ -152,9 +152,9 @@ def batches_cancel(batch_id: UUID, reason: str) -> None:
     with open_chronicle() as app:
         app.batches.cancel(batch_id, tenant=DEFAULT_TENANT, by=cli_actor(), reason=reason)
         catch_up_if_embedded(app, batch_process=True)
-        view = current_view(app, batch_id, DEFAULT_TENANT)
+        batch = app.batch_reads.get(DEFAULT_TENANT, batch_id).value
     click.echo(
-        f"cancelled {batch_id}: {view.cancelled_jobs} job(s) cancelled, {view.pending} still"
+        f"cancelled {batch_id}: {batch.cancelled_jobs} job(s) cancelled, {batch.pending} still"
         " running"
     )
 

@@ -12,7 +12,6 @@ import msgspec
 from domain.export import ExportFormat
 from domain.shared import DEFAULT_TENANT
 from interfaces.cli.common import catch_up_if_embedded, cli_actor, fmt_time, open_chronicle
-from interfaces.http.exports import current_view
 from interfaces.http.schemas.exports import ExportView, export_view
 
 FORMATS = [item.value for item in ExportFormat]
@@ -98,7 +97,8 @@ def export(exporter: str, fmt: str | None, output: Path, filter_values: tuple[st
         try:
             outcome = app.exports.run(requested.id)
         except Exception as exc:
-            failure = app.exports.get(requested.id, tenant=DEFAULT_TENANT).failure or str(exc)
+            export = app.export_reads.get(DEFAULT_TENANT, requested.id).value
+            failure = export.failure or str(exc)
             raise click.ClickException(f"export {requested.id} failed: {failure}") from None
         found = app.exports.download(requested.id, tenant=DEFAULT_TENANT)
         _copy(found.path, output)
@@ -173,7 +173,8 @@ def exports_show(export_id: UUID, as_json: bool) -> None:
     """Show one export: status, rows, size, and when its file expires."""
     with open_chronicle() as app:
         catch_up_if_embedded(app)
-        view = current_view(app, export_id, DEFAULT_TENANT)
+        current = app.export_reads.get(DEFAULT_TENANT, export_id)
+        view = export_view(current.value, app.exports.retention, projected=current.projected)
     if as_json:
         click.echo(msgspec.json.encode(view).decode())
     else:

@@ -14,19 +14,13 @@ import click
 from application.imports.csv_reader import CsvFileError, read_rows
 from application.imports.importers import describe_errors
 from application.imports.service import ImportRequest, import_job_id
-from application.imports.view import ImportFilter
+from application.imports.view import ImportFilter, ImportRow
+from application.reads.imports import failed_rows_columns
 from domain.data_import import ImportStatus
 from domain.job import JobStatus
 from domain.shared import DEFAULT_TENANT, DomainError, NotFoundError
 from interfaces.bootstrap import Chronicle
 from interfaces.cli.common import catch_up_if_embedded, cli_actor, fmt_time, open_chronicle
-from interfaces.http.imports import (
-    ImportView,
-    aggregate_view,
-    current_view,
-    failed_rows_columns,
-    failed_rows_csv,
-)
 from interfaces.http.inputs import decode_json_field
 
 #: Seconds without a worker taking the import before `--wait` says what it is waiting for.
@@ -73,7 +67,7 @@ def _import_id(raw: str) -> UUID:
         raise click.BadParameter(f"{raw!r} is not an import id (a UUID)") from None
 
 
-def _print(view: ImportView) -> None:
+def _print(view: ImportRow) -> None:
     click.echo(f"{'id':>12}: {view.id}")
     click.echo(f"{'importer':>12}: {view.importer}")
     click.echo(f"{'file':>12}: {view.file_name} ({view.file_size:,} bytes)")
@@ -97,26 +91,27 @@ def _print(view: ImportView) -> None:
         click.echo(f"{'failed rows':>12}: chronicle imports failed-rows {view.id}")
 
 
-def _wait(app: Chronicle, import_id: UUID, tenant: str) -> ImportView:
-    """Follow the import in the event store (no projector needed) with a progress bar."""
-    found = app.imports.get(import_id, tenant=tenant)
+def _wait(app: Chronicle, import_id: UUID, tenant: str) -> ImportRow:
+    """Follow the import (as of its current version: no projector needed) with a progress
+    bar."""
+    found = app.import_reads.get(tenant, import_id).value
     waited = 0.0
     hinted = False
     with click.progressbar(
         length=max(found.file_size, 1), label="importing", file=sys.stderr, show_percent=True
     ) as bar:
         shown = 0
-        while found.status is ImportStatus.PROCESSING:
+        while found.status == ImportStatus.PROCESSING:
             time.sleep(0.25)
             waited += 0.25
-            found = app.imports.get(import_id, tenant=tenant)
+            found = app.import_reads.get(tenant, import_id).value
             position = min(found.bytes_read, found.file_size)
             if position > shown:
                 bar.update(position - shown)
                 shown = position
             if not hinted and waited >= NO_WORKER_HINT_AFTER and not found.chunks:
-                job = app.jobs.get(import_job_id(import_id), tenant=tenant)
-                if job.status is JobStatus.WAITING:
+                job = app.job_reads.get(tenant, import_job_id(import_id)).value
+                if job.row.status == JobStatus.WAITING:
                     hinted = True
                     click.echo(
                         "\nno worker has taken the import yet: is `chronicle up` or "
@@ -124,7 +119,7 @@ def _wait(app: Chronicle, import_id: UUID, tenant: str) -> ImportView:
                         err=True,
                     )
         bar.update(max(found.file_size, 1) - shown)
-    return aggregate_view(found)
+    return found
 
 
 @click.command("import")
@@ -192,7 +187,11 @@ def import_file(
                 stream,
             )
         click.echo(f"import {started.id} started")
-        view = _wait(app, started.id, tenant) if wait else aggregate_view(started)
+        view = (
+            _wait(app, started.id, tenant)
+            if wait
+            else app.import_reads.get(tenant, started.id, at_least=started.version).value
+        )
         if wait or view.status != ImportStatus.PROCESSING:
             _print(view)
         code = _STATUS_CODES.get(view.status, 0)
@@ -237,7 +236,7 @@ def imports_show(import_id: str, tenant: str) -> None:
     """One import: status, totals, progress, why it failed."""
     with open_chronicle() as app:
         catch_up_if_embedded(app)
-        _print(current_view(app, _import_id(import_id), tenant))
+        _print(app.import_reads.get(tenant, _import_id(import_id)).value)
 
 
 @imports.command("failed-rows")
@@ -254,14 +253,14 @@ def imports_failed_rows(import_id: str, output: Path | None, limit: int, tenant:
     """The rows of an import that failed, with their errors."""
     with open_chronicle() as app:
         catch_up_if_embedded(app)
-        view = current_view(app, _import_id(import_id), tenant)
+        view = app.import_reads.get(tenant, _import_id(import_id)).value
         if output is not None:
             with output.open("wb") as out:
-                for block in failed_rows_csv(app, tenant, view):
+                for block in app.import_reads.failed_rows_csv(tenant, view):
                     out.write(block)
             click.echo(f"{view.failed:,} failed rows written to {output}")
             return
-        rows = app.import_queries.failed_rows(tenant, view.id, limit=limit)
+        rows = app.import_reads.failed_rows(tenant, view.id, limit=limit)
     if not rows:
         click.echo("no failed rows")
         return
@@ -315,7 +314,7 @@ def imports_retry_failed(import_id: str, corrected: Path | None, tenant: str) ->
     with open_chronicle() as app:
         parsed = _import_id(import_id)
         try:
-            found = app.imports.get(parsed, tenant=tenant)
+            found = app.import_reads.get(tenant, parsed).value
         except NotFoundError as exc:
             raise click.ClickException(str(exc)) from None
         fixes = _corrections(corrected, found.header) if corrected else None

@@ -113,13 +113,11 @@ def jobs_show(job_id: UUID) -> None:
     """Show one job with its timeline and comments."""
     with open_chronicle() as app:
         catch_up_if_embedded(app)
-        row = app.queries.get(DEFAULT_TENANT, job_id)
-        if row is None:
-            raise click.ClickException(f"job {job_id} not found (or not projected yet)")
-        timeline = app.queries.timeline(job_id)
-        comments = app.queries.comments(job_id)
+        job = app.job_reads.get(DEFAULT_TENANT, job_id).value
+        comments = app.job_reads.comments(DEFAULT_TENANT, job_id)
+    row, timeline = job.row, job.timeline
     for key, value in _row_dict(row).items():
-        if value not in (None, "") and key not in {"last_error_traceback", "output"}:
+        if value not in (None, "") and key not in {"last_error_traceback", "output", "version"}:
             click.echo(f"{key:>22}: {value}")
     if row.output:
         click.echo("\noutput:\n" + row.output.rstrip())

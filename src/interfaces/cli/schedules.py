@@ -267,12 +267,9 @@ def schedules_show(schedule_id: UUID, as_json: bool) -> None:
     """Show one schedule: settings, frequency, next and last run, comments."""
     with open_chronicle() as app:
         catch_up_if_embedded(app)
-        app.schedules.get(schedule_id, tenant=DEFAULT_TENANT)
-        row = app.schedule_queries.get_schedule(DEFAULT_TENANT, schedule_id)
-        if row is None:
-            raise click.ClickException(f"schedule {schedule_id} is not projected yet")
-        view = schedule_view(row, app.clock.now(), app.cron, projected=True)
-        comments = app.schedule_queries.comments(schedule_id)
+        current = app.schedule_reads.get(DEFAULT_TENANT, schedule_id)
+        view = schedule_view(current.value, app.clock.now(), app.cron, projected=current.projected)
+        comments = app.schedule_reads.comments(DEFAULT_TENANT, schedule_id)
     if as_json:
         click.echo(msgspec.json.encode(view).decode())
         return
@@ -300,8 +297,7 @@ def schedules_runs(schedule_id: UUID, limit: int, cursor: str | None, as_json: b
     """List a schedule's runs (and skipped ticks), newest first."""
     with open_chronicle() as app:
         catch_up_if_embedded(app)
-        app.schedules.get(schedule_id, tenant=DEFAULT_TENANT)
-        rows, next_cursor = app.schedule_queries.runs(
+        rows, next_cursor = app.schedule_reads.runs(
             DEFAULT_TENANT, schedule_id, limit=limit, cursor=cursor
         )
     items = [run_item(row) for row in rows]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -14,8 +13,6 @@ from litestar.params import JSONBody
 
 from application.batches import BatchRequest
 from application.jobs import DispatchRequest
-from application.views.batches import BatchRow
-from domain.batch import Batch, CallbackKind
 from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import Caller, IdempotencyKeyHeader, parse_id
 from interfaces.http.errors import error_responses
@@ -23,15 +20,15 @@ from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit, id_path
 from interfaces.http.schemas.batches import (
     AddBatchJobs,
     AddedBatchJobs,
-    BatchCallbackView,
-    BatchLinks,
     BatchPage,
     BatchView,
     CancelBatch,
     CreateBatch,
     RetriedBatchJobs,
+    batch_links,
+    batch_view,
 )
-from interfaces.http.schemas.common import batch_path, job_path, utc, utc_or_none
+from interfaces.http.schemas.common import batch_path
 from interfaces.http.schemas.jobs import DispatchJob
 
 BatchId = Annotated[str, id_path("batch")]
@@ -60,113 +57,6 @@ def _requests(jobs: list[DispatchJob | str]) -> list[DispatchRequest]:
         )
         for job in jobs
     ]
-
-
-def _links(batch_id: UUID) -> BatchLinks:
-    return BatchLinks(self=batch_path(batch_id), jobs=f"/api/jobs?batch_id={batch_id}")
-
-
-def _callbacks(
-    lines: dict[str, str | None], job_ids: dict[str, UUID | None]
-) -> dict[str, BatchCallbackView]:
-    views = {}
-    for kind in CallbackKind:
-        line = lines.get(kind.value)
-        if line is None:
-            continue
-        job_id = job_ids.get(kind.value)
-        views[kind.value] = BatchCallbackView(
-            command_line=line, job_id=job_id, job=job_path(job_id) if job_id else None
-        )
-    return views
-
-
-def batch_view(row: BatchRow) -> BatchView:
-    """A batch as the read model holds it."""
-    return BatchView(
-        id=row.id,
-        seq=row.seq,
-        tenant=row.tenant,
-        name=row.name,
-        allow_failures=row.allow_failures,
-        total=row.total,
-        pending=row.pending,
-        processed=row.processed,
-        succeeded=row.succeeded,
-        failed=row.failed,
-        cancelled_jobs=row.cancelled_jobs,
-        progress=row.progress,
-        finished=row.finished,
-        cancelled=row.cancelled,
-        cancelled_at=utc_or_none(row.cancelled_at),
-        cancelled_by=row.cancelled_by,
-        cancel_reason=row.cancel_reason,
-        callbacks=_callbacks(
-            {
-                "then": row.then_command,
-                "catch": row.catch_command,
-                "finally": row.finally_command,
-            },
-            {"then": row.then_job_id, "catch": row.catch_job_id, "finally": row.finally_job_id},
-        ),
-        created_by=row.created_by,
-        created_at=utc(row.created_at),
-        finished_at=utc_or_none(row.finished_at),
-        updated_at=utc(row.updated_at),
-        projected=True,
-        links=_links(row.id),
-    )
-
-
-def _from_event_store(batch: Batch, row: BatchRow | None, now: datetime) -> BatchView:
-    """The batch's own state from its events, with the counts the read model has so far
-    (none yet right after creation: every job is then pending)."""
-    total = row.total if row else batch.job_count
-    pending = row.pending if row else batch.job_count
-    return BatchView(
-        id=batch.id,
-        seq=None,
-        tenant=batch.tenant,
-        name=batch.name,
-        allow_failures=batch.allow_failures,
-        total=total,
-        pending=pending,
-        processed=row.processed if row else 0,
-        succeeded=row.succeeded if row else 0,
-        failed=row.failed if row else 0,
-        cancelled_jobs=row.cancelled_jobs if row else 0,
-        progress=row.progress if row else 0,
-        finished=row.finished if row else False,
-        cancelled=batch.cancelled,
-        cancelled_at=utc_or_none(batch.cancelled_at),
-        cancelled_by=batch.cancelled_by,
-        cancel_reason=batch.cancel_reason,
-        callbacks=_callbacks(
-            {kind: spec["command_line"] for kind, spec in batch.callbacks.items()},
-            dict(batch.dispatched),
-        ),
-        created_by=batch.created_by,
-        created_at=utc(batch.created_at),
-        finished_at=utc_or_none(row.finished_at) if row else None,
-        updated_at=utc(now),
-        projected=False,
-        links=_links(batch.id),
-    )
-
-
-def current_view(
-    chronicle: Chronicle, batch_id: UUID, tenant: str, batch: Batch | None = None
-) -> BatchView:
-    """The read model's row when it has caught up with the batch's own events (or when no
-    aggregate is at hand and the row exists); else the batch rebuilt from its events."""
-    row = chronicle.batch_queries.get_batch(tenant, batch_id)
-    if batch is None:
-        if row is not None:
-            return batch_view(row)
-        batch = chronicle.batches.get(batch_id, tenant=tenant)
-    if row is not None and row.version >= batch.version:
-        return batch_view(row)
-    return _from_event_store(batch, row, chronicle.clock.now())
 
 
 class BatchController(Controller):
@@ -223,7 +113,8 @@ class BatchController(Controller):
         )
         once = chronicle.batches.create_once(request, idempotency_key=idempotency_key)
         batch_id, created = once.ids[0], once.created
-        body = current_view(chronicle, batch_id, caller.tenant)
+        current = chronicle.batch_reads.get(caller.tenant, batch_id)
+        body = batch_view(current.value, projected=current.projected)
         return Response(
             body, status_code=201 if created else 200, headers={"Location": batch_path(batch_id)}
         )
@@ -268,7 +159,8 @@ class BatchController(Controller):
         chronicle: NamedDependency[Chronicle],
         caller: NamedDependency[Caller],
     ) -> BatchView:
-        return current_view(chronicle, parse_batch_id(batch_id), caller.tenant)
+        current = chronicle.batch_reads.get(caller.tenant, parse_batch_id(batch_id))
+        return batch_view(current.value, projected=current.projected)
 
     @post(
         "/{batch_id:str}/jobs",
@@ -294,7 +186,7 @@ class BatchController(Controller):
         job_ids = chronicle.batches.add_jobs(
             uuid, _requests(data.jobs), tenant=caller.tenant, by=caller.user
         )
-        return AddedBatchJobs(batch_id=uuid, job_ids=job_ids, links=_links(uuid))
+        return AddedBatchJobs(batch_id=uuid, job_ids=job_ids, links=batch_links(uuid))
 
     @post(
         "/{batch_id:str}/cancel",
@@ -320,7 +212,8 @@ class BatchController(Controller):
         batch = chronicle.batches.cancel(
             uuid, tenant=caller.tenant, by=caller.user, reason=data.reason if data else ""
         )
-        return current_view(chronicle, uuid, caller.tenant, batch)
+        current = chronicle.batch_reads.get(caller.tenant, uuid, at_least=batch.version)
+        return batch_view(current.value, projected=current.projected)
 
     @post(
         "/{batch_id:str}/retry-failed",
@@ -344,5 +237,5 @@ class BatchController(Controller):
         uuid = parse_batch_id(batch_id)
         job_ids = chronicle.batches.retry_failed(uuid, tenant=caller.tenant, by=caller.user)
         return RetriedBatchJobs(
-            batch_id=uuid, retried=len(job_ids), job_ids=job_ids, links=_links(uuid)
+            batch_id=uuid, retried=len(job_ids), job_ids=job_ids, links=batch_links(uuid)
         )

@@ -11,7 +11,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody
 from litestar.response import File
 
-from domain.export import Export, ExportFormat
+from domain.export import ExportFormat
 from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import Caller, parse_id
 from interfaces.http.errors import error_responses
@@ -24,27 +24,17 @@ from interfaces.http.schemas.exports import (
     RequestExport,
     export_path,
     export_view,
-    export_view_of,
     exporter_view,
 )
 
 ExportId = Annotated[str, id_path("export")]
 
 
-def current_view(
-    chronicle: Chronicle, export_id: UUID, tenant: str, export: Export | None = None
+def _view(
+    chronicle: Chronicle, export_id: UUID, tenant: str, *, at_least: int | None = None
 ) -> ExportView:
-    """The read model's row once it has caught up with the export's own events (or when no
-    aggregate is at hand and the row exists); else the export from its events."""
-    retention = chronicle.exports.retention
-    row = chronicle.export_queries.get_export(tenant, export_id)
-    if export is None:
-        if row is not None:
-            return export_view(row, retention)
-        export = chronicle.exports.get(export_id, tenant=tenant)
-    if row is not None and row.version >= export.version:
-        return export_view(row, retention)
-    return export_view_of(export, retention)
+    current = chronicle.export_reads.get(tenant, export_id, at_least=at_least)
+    return export_view(current.value, chronicle.exports.retention, projected=current.projected)
 
 
 class ExportController(Controller):
@@ -82,7 +72,7 @@ class ExportController(Controller):
         export = chronicle.exports.request(
             data.exporter, data.format, data.filters, tenant=caller.tenant, by=caller.user
         )
-        body = export_view_of(export, chronicle.exports.retention)
+        body = _view(chronicle, export.id, caller.tenant, at_least=export.version)
         return Response(body, status_code=202, headers={"Location": export_path(export.id)})
 
     @get(
@@ -124,7 +114,7 @@ class ExportController(Controller):
         chronicle: NamedDependency[Chronicle],
         caller: NamedDependency[Caller],
     ) -> ExportView:
-        return current_view(chronicle, parse_id(export_id, "export"), caller.tenant)
+        return _view(chronicle, parse_id(export_id, "export"), caller.tenant)
 
     @get(
         "/{export_id:str}/download",

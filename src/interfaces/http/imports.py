@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any
@@ -20,17 +17,10 @@ from litestar.params import Body, JSONBody, QueryParameter
 from litestar.response import Stream
 from msgspec import Meta, Struct, field
 
-from application.exports.exporters import neutralise
 from application.imports.importers import describe_errors
-from application.imports.service import EXTRA_FIELDS, RAW_TEXT, ImportRequest, import_job_id
-from application.imports.view import (
-    FailedImportRow,
-    ImportFilter,
-    ImportRow,
-    import_duration,
-    import_progress,
-)
-from domain.data_import import Import, ImportStatus
+from application.imports.service import ImportRequest, import_job_id
+from application.imports.view import FailedImportRow, ImportFilter, ImportRow
+from domain.data_import import ImportStatus
 from domain.shared import ValidationError
 from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import Caller, parse_id
@@ -44,7 +34,6 @@ ImportId = Annotated[str, id_path("import")]
 MAX_ROW_NUMBER = 2**31 - 1
 #: Room for the multipart envelope and the small form fields next to the file.
 FORM_OVERHEAD_BYTES = 1024 * 1024
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 # -- bodies -----------------------------------------------------------------------------------
@@ -184,33 +173,6 @@ def row_view(row: ImportRow) -> ImportView:
     )
 
 
-def aggregate_view(found: Import) -> ImportView:
-    """An import from its own events (the read model may not have caught up yet)."""
-    return ImportView(
-        id=found.id,
-        importer=found.importer,
-        file_name=found.file_name,
-        file_size=found.file_size,
-        status=found.status.value,
-        rows=found.rows,
-        succeeded=found.succeeded,
-        failed=found.failed,
-        progress=import_progress(found.status, found.bytes_read, found.file_size),
-        chunks=len(found.chunks),
-        header=list(found.header),
-        mapping=dict(found.mapping),
-        options=dict(found.options),
-        chunk_size=found.chunk_size,
-        failure=found.failure,
-        requested_by=found.started_by,
-        started_at=utc(found.started_at),
-        finished_at=utc_or_none(found.finished_at),
-        duration_seconds=import_duration(found.started_at, found.finished_at),
-        last_retry_at=None,
-        links=_links(found.id),
-    )
-
-
 def _failed_view(row: FailedImportRow) -> FailedRowView:
     return FailedRowView(
         number=row.number,
@@ -220,14 +182,6 @@ def _failed_view(row: FailedImportRow) -> FailedRowView:
         passed=row.passed,
         passed_at=utc_or_none(row.passed_at),
     )
-
-
-def current_view(chronicle: Chronicle, import_id: UUID, tenant: str) -> ImportView:
-    """The read model's row once it has one, else the import from its events."""
-    row = chronicle.import_queries.get_import(tenant, import_id)
-    if row is not None:
-        return row_view(row)
-    return aggregate_view(chronicle.imports.get(import_id, tenant=tenant))
 
 
 # -- form fields ------------------------------------------------------------------------------
@@ -267,48 +221,6 @@ def parse_options(raw: str | None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValidationError("options must be a JSON object", field="options")
     return value
-
-
-# -- the failed rows as CSV -------------------------------------------------------------------
-
-
-def _cell(value: str) -> str:
-    # Numbers such as "-5" stay as they are (they are not formulas); other text that a
-    # spreadsheet would evaluate gets the apostrophe that keeps it text.
-    return value if _NUMBER.fullmatch(value) else neutralise(value)
-
-
-def failed_rows_columns(header: list[str]) -> tuple[str, str]:
-    """Names of the row-number and error columns that do not clash with the file's own."""
-    names = {name.casefold() for name in header}
-    row = "row" if "row" not in names else "_row"
-    error = "error" if "error" not in names else "_error"
-    return row, error
-
-
-def failed_rows_csv(chronicle: Chronicle, tenant: str, found: ImportView) -> Iterator[bytes]:
-    """The row number, the file's own columns, and an `error` column, page by page."""
-    row_column, error_column = failed_rows_columns(found.header)
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow([row_column, *(neutralise(name) for name in found.header), error_column])
-    yield ("\ufeff" + buffer.getvalue()).encode()
-    after = 0
-    while True:
-        page = chronicle.import_queries.failed_rows(tenant, found.id, limit=1000, after=after)
-        if not page:
-            return
-        buffer.seek(0)
-        buffer.truncate()
-        for failed in page:
-            error = failed.error
-            extra = failed.data.get(EXTRA_FIELDS) or failed.data.get(RAW_TEXT)
-            if extra:
-                error = f"{error} (unplaced values: {extra})"
-            cells = [_cell(failed.data.get(name, "")) for name in found.header]
-            writer.writerow([failed.number, *cells, _cell(error)])
-        yield buffer.getvalue().encode()
-        after = page[-1].number
 
 
 class ImportController(Controller):
@@ -358,7 +270,9 @@ class ImportController(Controller):
             )
         finally:
             upload.file.close()
-        body = aggregate_view(started)
+        body = row_view(
+            chronicle.import_reads.get(caller.tenant, started.id, at_least=started.version).value
+        )
         return Response(body, status_code=201, headers={"Location": import_path(started.id)})
 
     @get(
@@ -407,7 +321,9 @@ class ImportController(Controller):
         chronicle: NamedDependency[Chronicle],
         caller: NamedDependency[Caller],
     ) -> ImportView:
-        return current_view(chronicle, parse_id(import_id, "import"), caller.tenant)
+        return row_view(
+            chronicle.import_reads.get(caller.tenant, parse_id(import_id, "import")).value
+        )
 
     @get(
         "/{import_id:str}/failed-rows",
@@ -441,9 +357,12 @@ class ImportController(Controller):
             bool, QueryParameter(description="Also rows that passed a retry.")
         ] = False,
     ) -> FailedRowPage:
-        found = current_view(chronicle, parse_id(import_id, "import"), caller.tenant)
-        rows = chronicle.import_queries.failed_rows(
-            caller.tenant, found.id, limit=limit + 1, after=after, include_passed=include_passed
+        rows = chronicle.import_reads.failed_rows(
+            caller.tenant,
+            parse_id(import_id, "import"),
+            limit=limit + 1,
+            after=after,
+            include_passed=include_passed,
         )
         more = len(rows) > limit
         rows = rows[:limit]
@@ -482,11 +401,12 @@ class ImportController(Controller):
         chronicle: NamedDependency[Chronicle],
         caller: NamedDependency[Caller],
     ) -> Stream:
-        found = current_view(chronicle, parse_id(import_id, "import"), caller.tenant)
+        reads = chronicle.import_reads
+        found = reads.get(caller.tenant, parse_id(import_id, "import")).value
         stem = found.file_name.rsplit(".", 1)[0] or "import"
         safe = re.sub(r"[^A-Za-z0-9._-]+", "_", stem)[:100]
         return Stream(
-            failed_rows_csv(chronicle, caller.tenant, found),
+            reads.failed_rows_csv(caller.tenant, found),
             # Litestar adds the charset to text/* types itself.
             media_type="text/csv",
             headers={
@@ -519,7 +439,7 @@ class ImportController(Controller):
         parsed = parse_id(import_id, "import")
         reason = data.reason if data else ""
         chronicle.imports.cancel(parsed, tenant=caller.tenant, by=caller.user, reason=reason)
-        return aggregate_view(chronicle.imports.get(parsed, tenant=caller.tenant))
+        return row_view(chronicle.import_reads.get(caller.tenant, parsed).value)
 
     @post(
         "/{import_id:str}/retry-failed",
@@ -571,5 +491,5 @@ class ImportController(Controller):
                 )
                 for row in outcome.still_failing
             ],
-            import_=aggregate_view(chronicle.imports.get(parsed, tenant=caller.tenant)),
+            import_=row_view(chronicle.import_reads.get(caller.tenant, parsed).value),
         )

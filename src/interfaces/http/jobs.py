@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 from litestar import Controller, Response, delete, get, post
@@ -16,19 +13,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIFormat
 from litestar.params import JSONBody, PathParameter, QueryParameter
 
-from application.event_log import LoggedEvent
 from application.jobs import DispatchRequest
-from application.views.job_timeline import JobTimelineProjection, TimelineEntry
-from application.views.jobs import (
-    FailedJobFilter,
-    JobComment,
-    JobFilter,
-    JobRow,
-    JobsProjection,
-    JobState,
-)
+from application.views.jobs import FailedJobFilter, JobFilter
 from domain.job import QUEUES, JobStatus
-from domain.shared import NotFoundError, ValidationError
+from domain.shared import ValidationError
 from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import Caller, IdempotencyKeyHeader, parse_id
 from interfaces.http.errors import error_responses
@@ -147,94 +135,6 @@ def parse_job_id(raw: str) -> UUID:
     return parse_id(raw, "job")
 
 
-class _OneJobRow:
-    """A JobsWriter that keeps one job's row in memory (see `job_from_event_store`)."""
-
-    _UNSET: dict[str, Any] = {f.name: None for f in dataclasses.fields(JobRow)}
-
-    def __init__(self) -> None:
-        self.row: dict[str, Any] | None = None
-        self.comments: list[JobComment] = []
-
-    def job_state(self, job_id: UUID) -> JobState | None:  # noqa: ARG002 - one job only
-        row = self.row
-        return JobState(row["tenant"], row["queue"], row["status"]) if row else None
-
-    def insert_job(self, row: dict[str, Any]) -> None:
-        self.row = {**self._UNSET, **row}
-
-    def update_job(self, job_id: UUID, changes: dict[str, Any]) -> None:  # noqa: ARG002
-        if self.row is not None:
-            self.row.update(changes)
-
-    def add_counts(self, deltas: dict[tuple[str, str, str], int]) -> None:
-        """Counts are the read model's business, not this one job's."""
-
-    def insert_comment(self, row: dict[str, Any]) -> None:
-        self.comments.append(JobComment(row["id"], row["author"], row["text"], row["at"]))
-
-
-def _as_stored(value: Any) -> Any:
-    # The timeline read model stores details as JSON (datetimes as isoformat, UUIDs as text):
-    # show the same values before projection.
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    return value
-
-
-class _Entries:
-    """A TimelineWriter that keeps the entries in memory."""
-
-    def __init__(self) -> None:
-        self.entries: list[TimelineEntry] = []
-
-    def insert_entries(self, entries: Sequence[TimelineEntry]) -> None:
-        self.entries.extend(
-            dataclasses.replace(e, details={k: _as_stored(v) for k, v in e.details.items()})
-            for e in entries
-        )
-
-
-def job_from_event_store(
-    chronicle: Chronicle, job_id: UUID, tenant: str
-) -> tuple[JobRow, list[TimelineEntry]]:
-    """The row and timeline the read models will hold, computed from the job's own events.
-
-    Runs the read models' projections over this one stream, so the answer has the shape and
-    values of a projected one; log positions are unknown here (0, shown as null). Like
-    `JobService.get`, another tenant's job, or an id that is not a job's, is not found.
-    """
-    events = [LoggedEvent(0, event) for event in chronicle.events.events.get(job_id)]
-    row_writer, timeline_writer = _OneJobRow(), _Entries()
-    JobsProjection().process(events, row_writer)
-    JobTimelineProjection().process(events, timeline_writer)
-    row = row_writer.row
-    if row is None or row["tenant"] != tenant:
-        raise NotFoundError(f"job {job_id} not found")
-    fields = {f.name for f in dataclasses.fields(JobRow)}
-    decoded = {
-        **{key: value for key, value in row.items() if key in fields},
-        "arguments": json.loads(row["arguments"]),
-        "options": json.loads(row["options"]),
-        "result": json.loads(row["result"]) if row["result"] is not None else None,
-    }
-    return JobRow(**decoded), timeline_writer.entries
-
-
-def job_comments(chronicle: Chronicle, job_id: UUID, tenant: str) -> list[JobComment]:
-    """A job's comments, oldest first, from its own events: current right after a POST."""
-    # Read like `schedule_state` reads a schedule's comments: a job's stream is short, and
-    # the answer never lags behind the projector.
-    events = [LoggedEvent(0, event) for event in chronicle.events.events.get(job_id)]
-    writer = _OneJobRow()
-    JobsProjection().process(events, writer)
-    if writer.row is None or writer.row["tenant"] != tenant:
-        raise NotFoundError(f"job {job_id} not found")
-    return writer.comments
-
-
 def failed_filter(  # noqa: PLR0917 - the filters of the failed list, as given
     tenant: str,
     queue: str | None,
@@ -314,7 +214,7 @@ class JobController(Controller):
         status = (
             JobStatus.WAITING.value
             if created
-            else chronicle.jobs.get(job_id, tenant=caller.tenant).status.value
+            else chronicle.job_reads.get(caller.tenant, job_id).value.row.status
         )
         location = job_path(job_id)
         body = DispatchedJob(
@@ -511,13 +411,10 @@ class JobController(Controller):
         chronicle: NamedDependency[Chronicle],
         caller: NamedDependency[Caller],
     ) -> JobDetail:
-        uuid = parse_job_id(job_id)
-        now = chronicle.clock.now()
-        row = chronicle.queries.get(caller.tenant, uuid)
-        if row is not None:
-            return job_detail(job_item(row, now), chronicle.queries.timeline(uuid), projected=True)
-        row, timeline = job_from_event_store(chronicle, uuid, caller.tenant)
-        return job_detail(job_item(row, now), timeline, projected=False)
+        current = chronicle.job_reads.get(caller.tenant, parse_job_id(job_id))
+        job = current.value
+        item = job_item(job.row, chronicle.clock.now())
+        return job_detail(item, job.timeline, projected=current.projected)
 
     @post(
         "/{job_id:str}/retry",
@@ -553,7 +450,7 @@ class JobController(Controller):
         chronicle: NamedDependency[Chronicle],
         caller: NamedDependency[Caller],
     ) -> list[CommentView]:
-        comments = job_comments(chronicle, parse_job_id(job_id), caller.tenant)
+        comments = chronicle.job_reads.comments(caller.tenant, parse_job_id(job_id))
         return [comment_view(comment) for comment in comments]
 
     @post(

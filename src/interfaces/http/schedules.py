@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-import json
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 from uuid import UUID
 
 import msgspec
@@ -14,11 +11,7 @@ from litestar.datastructures import ResponseHeader
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
-from application.event_log import LoggedEvent
 from application.schedules import ScheduleRequest
-from application.views.job_timeline import event_name
-from application.views.schedules import Comment, ScheduleRow, SchedulesProjection
-from domain.shared import NotFoundError
 from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import Caller, parse_id
 from interfaces.http.errors import error_responses
@@ -36,9 +29,9 @@ from interfaces.http.schemas.schedules import (
     RunNowAccepted,
     RunNowLinks,
     RunPage,
-    ScheduleHistoryEntry,
     SchedulePage,
     ScheduleView,
+    history_entry,
     run_item,
     schedule_view,
 )
@@ -53,90 +46,17 @@ def parse_schedule_id(raw: str) -> UUID:
     return parse_id(raw, "schedule")
 
 
-class _OneSchedule:
-    """A SchedulesWriter that keeps one schedule's row and comments in memory."""
-
-    _UNSET: dict[str, Any] = {f.name: None for f in dataclasses.fields(ScheduleRow)}
-
-    def __init__(self) -> None:
-        self.row: dict[str, Any] | None = None
-        self.comments: list[Comment] = []
-
-    def insert_schedule(self, row: dict[str, Any]) -> None:
-        self.row = {**self._UNSET, "deleted": False, **row}
-
-    def update_schedule(self, schedule_id: UUID, changes: dict[str, Any]) -> None:  # noqa: ARG002
-        if self.row is not None:
-            self.row.update(changes)
-
-    def record_due(self, schedule_id: UUID, due_at: datetime, changes: dict[str, Any]) -> None:
-        """Ticks are aggregates of their own: none is in a schedule's stream."""
-
-    def insert_comment(self, row: dict[str, Any]) -> None:
-        self.comments.append(Comment(row["id"], row["author"], row["text"], row["at"]))
-
-
-@dataclasses.dataclass(frozen=True)
-class ScheduleState:
-    """A schedule as its own events make it, or as projected when the read model has caught up."""
-
-    row: ScheduleRow
-    comments: list[Comment]
-    projected: bool
-    history: list[ScheduleHistoryEntry] = dataclasses.field(default_factory=list)
-
-
-def _history(events: list[LoggedEvent]) -> list[ScheduleHistoryEntry]:
-    """The operator audit of a schedule: each event with who caused it."""
-    return [
-        ScheduleHistoryEntry(
-            version=event.originator_version,
-            event=event_name(type(event)),
-            at=event.at,
-            by=str(getattr(event, "by", None) or getattr(event, "author", "")),
-            changes=getattr(event, "changes", None),
-        )
-        for event in (logged.event for logged in events)
-    ]
-
-
-def schedule_state(chronicle: Chronicle, schedule_id: UUID, tenant: str) -> ScheduleState:
-    """The schedule's current settings and comments, whether or not the read model caught up."""
-    # The schedules projection runs over the schedule's own stream (as `job_from_event_store`
-    # does for jobs), so the answer is current right after a change. The read model's row is
-    # used when it is at the same version; the last tick and job come from other streams and
-    # are always taken from it. Another tenant's schedule, a deleted one or an id that is not
-    # a schedule's is not found.
-    events = [LoggedEvent(0, event) for event in chronicle.events.events.get(schedule_id)]
-    writer = _OneSchedule()
-    SchedulesProjection().process(events, writer)
-    own = writer.row
-    if own is None or own["tenant"] != tenant or own["deleted"]:
-        raise NotFoundError(f"schedule {schedule_id} not found")
-    row = chronicle.schedule_queries.get_schedule(tenant, schedule_id)
-    history = _history(events)
-    if row is not None and row.version >= own["version"]:
-        return ScheduleState(row, writer.comments, projected=True, history=history)
-    fields = {f.name for f in dataclasses.fields(ScheduleRow)}
-    decoded = {
-        **{key: value for key, value in own.items() if key in fields},
-        "arguments": json.loads(own["arguments"]),
-        "options": json.loads(own["options"]),
-        "frequency": json.loads(own["frequency"]),
-    }
-    if row is not None:
-        decoded.update(
-            last_due_at=row.last_due_at, last_job_id=row.last_job_id, last_run_at=row.last_run_at
-        )
-    return ScheduleState(ScheduleRow(**decoded), writer.comments, projected=False, history=history)
-
-
-def _view(chronicle: Chronicle, schedule_id: UUID, tenant: str) -> ScheduleView:
-    state = schedule_state(chronicle, schedule_id, tenant)
+def _view(
+    chronicle: Chronicle, schedule_id: UUID, tenant: str, *, at_least: int | None = None
+) -> ScheduleView:
+    """The schedule as `GET` shows it, with its history, as of at least version `at_least`."""
+    reads = chronicle.schedule_reads
+    current = reads.get(tenant, schedule_id, at_least=at_least)
     view = schedule_view(
-        state.row, chronicle.clock.now(), chronicle.cron, projected=state.projected
+        current.value, chronicle.clock.now(), chronicle.cron, projected=current.projected
     )
-    return msgspec.structs.replace(view, history=state.history)
+    history = [history_entry(change) for change in reads.history(tenant, schedule_id)]
+    return msgspec.structs.replace(view, history=history)
 
 
 class ScheduleController(Controller):
@@ -283,8 +203,8 @@ class ScheduleController(Controller):
                 "options": current.options,
                 **changes,
             }
-        chronicle.schedules.edit(uuid, changes, tenant=caller.tenant, by=caller.user)
-        return _view(chronicle, uuid, caller.tenant)
+        edited = chronicle.schedules.edit(uuid, changes, tenant=caller.tenant, by=caller.user)
+        return _view(chronicle, uuid, caller.tenant, at_least=edited.version)
 
     @delete(
         "/{schedule_id:str}",
@@ -323,8 +243,8 @@ class ScheduleController(Controller):
         caller: NamedDependency[Caller],
     ) -> ScheduleView:
         uuid = parse_schedule_id(schedule_id)
-        chronicle.schedules.pause(uuid, tenant=caller.tenant, by=caller.user)
-        return _view(chronicle, uuid, caller.tenant)
+        paused = chronicle.schedules.pause(uuid, tenant=caller.tenant, by=caller.user)
+        return _view(chronicle, uuid, caller.tenant, at_least=paused.version)
 
     @post(
         "/{schedule_id:str}/resume",
@@ -343,8 +263,8 @@ class ScheduleController(Controller):
         caller: NamedDependency[Caller],
     ) -> ScheduleView:
         uuid = parse_schedule_id(schedule_id)
-        chronicle.schedules.resume(uuid, tenant=caller.tenant, by=caller.user)
-        return _view(chronicle, uuid, caller.tenant)
+        resumed = chronicle.schedules.resume(uuid, tenant=caller.tenant, by=caller.user)
+        return _view(chronicle, uuid, caller.tenant, at_least=resumed.version)
 
     @post(
         "/{schedule_id:str}/run",
@@ -391,10 +311,8 @@ class ScheduleController(Controller):
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> RunPage:
-        uuid = parse_schedule_id(schedule_id)
-        chronicle.schedules.get(uuid, tenant=caller.tenant)
-        rows, next_cursor = chronicle.schedule_queries.runs(
-            caller.tenant, uuid, limit=limit, cursor=cursor
+        rows, next_cursor = chronicle.schedule_reads.runs(
+            caller.tenant, parse_schedule_id(schedule_id), limit=limit, cursor=cursor
         )
         return RunPage(items=[run_item(row) for row in rows], next_cursor=next_cursor)
 
@@ -413,8 +331,8 @@ class ScheduleController(Controller):
         chronicle: NamedDependency[Chronicle],
         caller: NamedDependency[Caller],
     ) -> list[CommentView]:
-        state = schedule_state(chronicle, parse_schedule_id(schedule_id), caller.tenant)
-        return [comment_view(comment) for comment in state.comments]
+        comments = chronicle.schedule_reads.comments(caller.tenant, parse_schedule_id(schedule_id))
+        return [comment_view(comment) for comment in comments]
 
     @post(
         "/{schedule_id:str}/comments",
@@ -441,5 +359,5 @@ class ScheduleController(Controller):
         comment_id = chronicle.schedules.comment(
             uuid, tenant=caller.tenant, author=caller.user, text=data.text
         )
-        state = schedule_state(chronicle, uuid, caller.tenant)
-        return next(comment_view(c) for c in state.comments if c.id == comment_id)
+        comments = chronicle.schedule_reads.comments(caller.tenant, uuid)
+        return next(comment_view(c) for c in comments if c.id == comment_id)

@@ -9,9 +9,17 @@ from uuid import UUID
 import msgspec
 from msgspec import Meta, Struct
 
-from domain.batch import MAX_JOBS_PER_ADD
+from application.views.batches import BatchRow
+from domain.batch import MAX_JOBS_PER_ADD, CallbackKind
 from domain.batch import MAX_NAME as MAX_BATCH_NAME
-from interfaces.http.schemas.common import NOT_BLANK, rule
+from interfaces.http.schemas.common import (
+    NOT_BLANK,
+    batch_path,
+    job_path,
+    rule,
+    utc,
+    utc_or_none,
+)
 from interfaces.http.schemas.jobs import DispatchJob
 
 _CALLBACK = "A command line dispatched as a job {}, exactly once."
@@ -133,3 +141,62 @@ class RetriedBatchJobs(Struct, kw_only=True):
     retried: int
     job_ids: list[UUID]
     links: BatchLinks
+
+
+# -- builders ---------------------------------------------------------------------------------
+
+
+def batch_links(batch_id: UUID) -> BatchLinks:
+    return BatchLinks(self=batch_path(batch_id), jobs=f"/api/jobs?batch_id={batch_id}")
+
+
+def _callbacks(
+    lines: dict[str, str | None], job_ids: dict[str, UUID | None]
+) -> dict[str, BatchCallbackView]:
+    views = {}
+    for kind in CallbackKind:
+        line = lines.get(kind.value)
+        if line is None:
+            continue
+        job_id = job_ids.get(kind.value)
+        views[kind.value] = BatchCallbackView(
+            command_line=line, job_id=job_id, job=job_path(job_id) if job_id else None
+        )
+    return views
+
+
+def batch_view(row: BatchRow, *, projected: bool = True) -> BatchView:
+    """A batch as the read model holds it, or (`projected` false) as its events make it."""
+    return BatchView(
+        id=row.id,
+        seq=row.seq if projected else None,
+        tenant=row.tenant,
+        name=row.name,
+        allow_failures=row.allow_failures,
+        total=row.total,
+        pending=row.pending,
+        processed=row.processed,
+        succeeded=row.succeeded,
+        failed=row.failed,
+        cancelled_jobs=row.cancelled_jobs,
+        progress=row.progress,
+        finished=row.finished,
+        cancelled=row.cancelled,
+        cancelled_at=utc_or_none(row.cancelled_at),
+        cancelled_by=row.cancelled_by,
+        cancel_reason=row.cancel_reason,
+        callbacks=_callbacks(
+            {
+                "then": row.then_command,
+                "catch": row.catch_command,
+                "finally": row.finally_command,
+            },
+            {"then": row.then_job_id, "catch": row.catch_job_id, "finally": row.finally_job_id},
+        ),
+        created_by=row.created_by,
+        created_at=utc(row.created_at),
+        finished_at=utc_or_none(row.finished_at),
+        updated_at=utc(row.updated_at),
+        projected=projected,
+        links=batch_links(row.id),
+    )

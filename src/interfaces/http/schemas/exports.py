@@ -11,7 +11,7 @@ from msgspec import Meta, Struct
 
 from application.exports.exporters import Exporter
 from application.exports.view import ExportRecord
-from domain.export import Export, ExportFormat, ExportStatus
+from domain.export import ExportFormat, ExportStatus
 from interfaces.http.schemas.common import job_path, utc, utc_or_none
 
 MEDIA_TYPES = {
@@ -137,8 +137,8 @@ def _expires_at(status: str, finished_at: datetime | None, retention: timedelta)
     return utc(finished_at + retention)
 
 
-def export_view(row: ExportRecord, retention: timedelta) -> ExportView:
-    """An export as the read model holds it."""
+def export_view(row: ExportRecord, retention: timedelta, *, projected: bool = True) -> ExportView:
+    """An export as the read model holds it, or (`projected` false) as its events make it."""
     return ExportView(
         id=row.id,
         tenant=row.tenant,
@@ -159,34 +159,6 @@ def export_view(row: ExportRecord, retention: timedelta) -> ExportView:
         expires_at=_expires_at(row.status, row.finished_at, retention),
         expired_at=utc_or_none(row.expired_at),
         retention_hours=row.retention_hours,
-        projected=True,
+        projected=projected,
         links=_links(row.id, row.status, row.job_id),
-    )
-
-
-def export_view_of(export: Export, retention: timedelta) -> ExportView:
-    """An export from its own events (before the read model has caught up)."""
-    status = export.status.value
-    return ExportView(
-        id=export.id,
-        tenant=export.tenant,
-        exporter=export.exporter,
-        format=export.format.value,
-        filters=dict(export.filters),
-        status=status,
-        attempts=export.attempts,
-        rows=export.rows,
-        size=export.size,
-        file_name=export.file_name,
-        job_id=export.job_id,
-        requested_by=export.requested_by,
-        requested_at=utc(export.requested_at),
-        started_at=utc_or_none(export.started_at),
-        finished_at=utc_or_none(export.finished_at),
-        failure=export.failure,
-        expires_at=_expires_at(status, export.finished_at, retention),
-        expired_at=utc_or_none(export.expired_at),
-        retention_hours=export.retention_hours,
-        projected=False,
-        links=_links(export.id, status, export.job_id),
     )

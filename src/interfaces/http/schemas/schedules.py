@@ -11,6 +11,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from application.frequencies import next_due
 from application.ports import CronCalculator
+from application.reads.schedules import ScheduleChange
 from application.views.schedules import RunRow, ScheduleRow
 from domain.frequency import Frequency
 from domain.schedule import MAX_DESCRIPTION, MAX_NAME, MissedRuns
@@ -286,6 +287,16 @@ def schedule_view(
             runs=f"{schedule_path(row.id)}/runs",
             comments=f"{schedule_path(row.id)}/comments",
         ),
+    )
+
+
+def history_entry(change: ScheduleChange) -> ScheduleHistoryEntry:
+    return ScheduleHistoryEntry(
+        version=change.version,
+        event=change.event,
+        at=change.at,
+        by=change.by,
+        changes=change.changes,
     )
 
 
