@@ -86,6 +86,10 @@ class WorkerHeartbeats(Protocol):
         """The workers that beat at or after `since`."""
         ...
 
+    def forget(self, worker_id: str) -> None:
+        """Remove the beat of a worker process that stopped."""
+        ...
+
 
 class TimeLimiter(Protocol):
     """Interrupts the calling thread with `JobTimedOutError` once `seconds` have passed."""

@@ -29,7 +29,7 @@ from application.imports.view import ImportsProjection, ImportsQueries
 from application.jobs import JobService
 from application.outbox import OutboxRelay
 from application.periodic import PeriodicTask
-from application.ports import Clock, CronCalculator, JobQueue, SystemClock
+from application.ports import Clock, CronCalculator, JobQueue, SystemClock, WorkerHeartbeats
 from application.projections import Projection, ProjectionRunner, ProjectionStore
 from application.queue_control import PauseWatcher, QueueControlService
 from application.reads.batches import BatchReads
@@ -179,6 +179,7 @@ class Chronicle:
     exports: ExportService
     export_queries: ExportsQueries
     export_reads: ExportReads
+    heartbeats: WorkerHeartbeats
     runners: dict[str, ProjectionRunner[Any]] = field(default_factory=dict)
     queue: JobQueue | None = None
 
@@ -207,7 +208,7 @@ class Chronicle:
             ThreadTimeLimiter(),
             worker_id=worker_id or self.worker_id,
             save=GroupCommitter(self.events).save,
-            heartbeats=SqlWorkerHeartbeats(self.db),
+            heartbeats=self.heartbeats,
             pauses=pauses,
             worker_lost_after=self.worker_lost_after,
             stopping=stopping,
@@ -222,7 +223,7 @@ class Chronicle:
         return JobRecovery(
             self.events,
             self.queries,
-            SqlWorkerHeartbeats(self.db),
+            self.heartbeats,
             queue,
             self.queue_pauses,
             self.clock,
@@ -251,7 +252,7 @@ class Chronicle:
         whenever the pauses it acts on change (what a pause request waits for)."""
         interval = max(0.5, self.settings.worker_lost_after_seconds / 6)
         heartbeat = Heartbeat(
-            SqlWorkerHeartbeats(self.db),
+            self.heartbeats,
             self.clock,
             worker_id or self.worker_id,
             interval,
@@ -428,6 +429,11 @@ def bootstrap(
         retention_hours=settings.export_retention_hours,
     )
     register_export_command(registry, exports)
+    schedule_queries = SqlScheduleQueries(db)
+    batch_queries = SqlBatchQueries(db)
+    import_queries = SqlImportQueries(db)
+    heartbeats = SqlWorkerHeartbeats(db)
+    reads = ReadYourWrites(events)
     chronicle = Chronicle(
         settings=settings,
         events=events,
@@ -437,29 +443,30 @@ def bootstrap(
         clock=clock,
         jobs=jobs,
         queries=queries,
-        job_reads=JobReads(ReadYourWrites(events), queries),
+        job_reads=JobReads(reads, queries),
         schedules=ScheduleService(events, registry, jobs, cron, clock),
-        schedule_queries=SqlScheduleQueries(db),
-        schedule_reads=ScheduleReads(ReadYourWrites(events), SqlScheduleQueries(db)),
+        schedule_queries=schedule_queries,
+        schedule_reads=ScheduleReads(reads, schedule_queries),
         cron=cron,
         queue_control=QueueControlService(
             events,
             clock,
-            heartbeats=SqlWorkerHeartbeats(db),
+            heartbeats=heartbeats,
             worker_lost_after=timedelta(seconds=settings.worker_lost_after_seconds),
         ),
         queue_pauses=SqlQueuePauses(db),
         queue_metrics=SqlQueueMetrics(db),
-        batches=BatchService(events, jobs, clock, SqlBatchQueries(db)),
-        batch_queries=SqlBatchQueries(db),
-        batch_reads=BatchReads(ReadYourWrites(events), SqlBatchQueries(db)),
+        batches=BatchService(events, jobs, clock, batch_queries),
+        batch_queries=batch_queries,
+        batch_reads=BatchReads(reads, batch_queries),
         imports=imports,
-        import_queries=SqlImportQueries(db),
-        import_reads=ImportReads(ReadYourWrites(events), SqlImportQueries(db)),
+        import_queries=import_queries,
+        import_reads=ImportReads(reads, import_queries),
         exporters=export_registry,
         exports=exports,
         export_queries=export_queries,
-        export_reads=ExportReads(ReadYourWrites(events), export_queries),
+        export_reads=ExportReads(reads, export_queries),
+        heartbeats=heartbeats,
     )
     for model in READ_MODELS:
         projection = model.projection(chronicle)
@@ -477,7 +484,7 @@ class Heartbeat:
 
     def __init__(
         self,
-        heartbeats: SqlWorkerHeartbeats,
+        heartbeats: WorkerHeartbeats,
         clock: Clock,
         worker_id: str,
         interval: float,
