@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import socket
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from urllib.parse import urlsplit, urlunsplit
 
@@ -85,3 +86,19 @@ def scratch_database(prefix: str, *, allow_connections: bool = True) -> Iterator
         yield database
     finally:
         database._admin(f"DROP DATABASE IF EXISTS {database.name} WITH (FORCE)")
+
+
+def wait_until(
+    check: Callable[[], bool],
+    timeout: float = 20.0,
+    what: str = "the condition",
+    *,
+    interval: float = 0.05,
+) -> None:
+    """Return as soon as `check()` holds; fail naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

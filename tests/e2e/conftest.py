@@ -7,9 +7,8 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ import pika
 import psycopg
 import pytest
 
-from tests.conftest import POSTGRES_URL, RABBITMQ_URL, require_service
+from tests.conftest import POSTGRES_URL, RABBITMQ_URL, require_service, wait_until
 
 
 def free_port() -> int:
@@ -61,15 +60,6 @@ class Processes:
             f"--- {path.name}\n{path.read_text(errors='replace')[-4000:]}"
             for path in sorted(self.logs.glob("*.log"))
         )
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def wait_ready(base_url: str, timeout: float = 30.0) -> None:

@@ -11,8 +11,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import RABBITMQ_URL, ScratchDatabase, require_service, scratch_database
-from tests.e2e.conftest import Processes, delete_queues, free_port, wait_ready, wait_until
+from tests.conftest import (
+    RABBITMQ_URL,
+    ScratchDatabase,
+    require_service,
+    scratch_database,
+    wait_until,
+)
+from tests.e2e.conftest import Processes, delete_queues, free_port, wait_ready
 
 pytestmark = pytest.mark.e2e
 

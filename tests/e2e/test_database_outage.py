@@ -21,8 +21,14 @@ from application.jobs import DispatchRequest
 from domain.job import Job, JobStatus
 from infrastructure.settings import Settings
 from interfaces.bootstrap import Chronicle, bootstrap
-from tests.conftest import RABBITMQ_URL, ScratchDatabase, require_service, scratch_database
-from tests.e2e.conftest import Processes, delete_queues, wait_until
+from tests.conftest import (
+    RABBITMQ_URL,
+    ScratchDatabase,
+    require_service,
+    scratch_database,
+    wait_until,
+)
+from tests.e2e.conftest import Processes, delete_queues
 
 pytestmark = pytest.mark.e2e
 

@@ -14,8 +14,8 @@ import httpx
 import psycopg
 import pytest
 
-from tests.conftest import POSTGRES_URL
-from tests.e2e.conftest import Processes, wait_until
+from tests.conftest import POSTGRES_URL, wait_until
+from tests.e2e.conftest import Processes
 
 pytestmark = pytest.mark.e2e
 

@@ -8,7 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Processes, wait_until
+from tests.conftest import wait_until
+from tests.e2e.conftest import Processes
 
 pytestmark = pytest.mark.e2e
 

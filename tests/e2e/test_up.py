@@ -7,7 +7,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import Up, wait_ready, wait_until
+from tests.conftest import wait_until
+from tests.e2e.conftest import Up, wait_ready
 
 pytestmark = pytest.mark.e2e
 

@@ -11,7 +11,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import Processes, wait_until
+from tests.conftest import wait_until
+from tests.e2e.conftest import Processes
 from tests.e2e.test_production import dispatch, wait_status
 
 pytestmark = pytest.mark.e2e

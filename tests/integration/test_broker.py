@@ -20,8 +20,8 @@ import redis
 from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
 from application.ports import HandBackError
+from domain.job import QUEUES
 from infrastructure.broker import (
-    QUEUES,
     BrokerUnavailableError,
     ChronicleBroker,
     DramatiqJobQueue,
@@ -29,6 +29,7 @@ from infrastructure.broker import (
     build_broker,
     start_worker,
 )
+from tests.conftest import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -219,11 +220,12 @@ def test_failing_handler_is_not_retried_and_the_worker_goes_on(
     with running(any_broker, recorder, threads=1):
         job_queue.enqueue(bad, "default")
         job_queue.enqueue(good, "default")
+        # With one thread and no prefetch, `good` is taken only once `bad` was settled: a
+        # retry (a requeue) of `bad` is in the queue by now, ahead of `later`.
         recorder.wait_started(2)
-        time.sleep(0.5)  # room for a retry, were there one
         job_queue.enqueue(later, "default")
         recorder.wait_started(3)
-        time.sleep(0.2)
+    # The worker stopped once `later` finished; each message was settled by then.
     assert recorder.started == [str(bad), str(good), str(later)]
     # Acked, not dead-lettered nor handed back when the worker stopped.
     assert waiting(any_broker, "default") == 0
@@ -302,15 +304,13 @@ def test_stop_finishes_running_jobs_and_hands_back_the_rest(
     worker = start_worker(any_broker, queues=["low"], threads=1, handler=recorder, prefetch=3)
     try:
         recorder.wait_started(1)
-        time.sleep(0.1)  # let the consumer take its prefetch
+        # The consumer took its prefetch: one running and three taken, two left in the broker.
+        wait_until(lambda: waiting(any_broker, "low") <= 2, what="the prefetch to be taken")
     finally:
         worker.stop(timeout=5)
     assert recorder.finished == recorder.started
     assert len(recorder.started) == 1
-    deadline = time.monotonic() + 5
-    while waiting(any_broker, "low") != 5 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert waiting(any_broker, "low") == 5
+    wait_until(lambda: waiting(any_broker, "low") == 5, 5, "five messages handed back")
 
 
 # --- Validation ------------------------------------------------------------------------------
@@ -427,6 +427,8 @@ def test_rabbitmq_high_jobs_overtake_low_jobs_while_the_worker_is_busy(
             seen = len(recorder.started)
         recorder.wait_started(210, timeout=25)
     job_queue.close()
+    # On a busy machine a high job may start before `seen` is read: count from it then.
+    seen = min(seen, *(recorder.started.index(job) for job in highs))
     after = recorder.started[seen:]
     lows_first = starts_before_last(after, highs, lows)
     print(
@@ -441,7 +443,7 @@ def test_rabbitmq_high_jobs_overtake_low_jobs_while_the_worker_is_busy(
 
 
 WORKER_SCRIPT = """
-import time
+import sys
 from uuid import uuid4
 from infrastructure.broker import ChronicleBroker, DramatiqJobQueue, run_worker_forever
 
@@ -450,7 +452,7 @@ DramatiqJobQueue(setup).enqueue(uuid4(), "default")
 
 def handler(job_id):
     print("job started", flush=True)
-    time.sleep(1.0)
+    sys.stdin.readline()  # the job runs until the test lets it finish
     print("job finished", flush=True)
 
 run_worker_forever(setup, queues=["high", "default", "low"], threads=1, handler=handler)
@@ -462,14 +464,16 @@ def test_run_worker_forever_finishes_the_running_job_on_sigterm() -> None:
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     process = subprocess.Popen(
         [sys.executable, "-c", WORKER_SCRIPT],
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
     )
+    assert process.stdin is not None
     assert process.stdout is not None
     output: list[str] = []
-    job_started = threading.Event()
+    job_started, stopping = threading.Event(), threading.Event()
 
     def read(stream: IO[str]) -> None:
         # Log lines and the job's prints share the pipe and may interleave: match substrings.
@@ -477,6 +481,8 @@ def test_run_worker_forever_finishes_the_running_job_on_sigterm() -> None:
             output.append(line.rstrip())
             if "job started" in line:
                 job_started.set()
+            if "broker.worker_stopping" in line:
+                stopping.set()
 
     reader = threading.Thread(target=read, args=(process.stdout,), daemon=True)
     reader.start()
@@ -484,6 +490,10 @@ def test_run_worker_forever_finishes_the_running_job_on_sigterm() -> None:
         # Generous: imports compile from source here (PYTHONDONTWRITEBYTECODE) on a busy machine.
         assert job_started.wait(30), output
         process.send_signal(signal.SIGTERM)
+        # The worker took the signal while the job ran; only then does the job finish.
+        assert stopping.wait(15), output
+        process.stdin.write("finish\n")
+        process.stdin.close()
         process.wait(timeout=15)
     finally:
         if process.poll() is None:
@@ -493,6 +503,7 @@ def test_run_worker_forever_finishes_the_running_job_on_sigterm() -> None:
     text = "\n".join(output)
     assert process.returncode == 0, text
     assert "job finished" in text
+    assert text.index("broker.worker_stopping") < text.index("job finished")
     assert text.index("job finished") < text.index("worker stopped")
 
 

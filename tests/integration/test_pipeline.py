@@ -60,19 +60,6 @@ def test_dispatched_job_runs_and_is_projected(chronicle: Chronicle):
     assert stats["default"].waiting == 0
 
 
-def test_redelivered_message_runs_the_job_once(chronicle: Chronicle):
-    queue = FakeQueue()
-    chronicle.add_outbox(queue)
-    job_id = chronicle.jobs.dispatch(DispatchRequest(command_line="demo:echo once"))
-    chronicle.runners["outbox"].catch_up()
-    executor = chronicle.executor(queue)
-    first = executor.process(job_id)
-    second = executor.process(job_id)
-    assert (first.value, second.value) == ("succeeded", "skipped")
-    project(chronicle)
-    assert [e.event for e in chronicle.queries.timeline(job_id)].count("started") == 1
-
-
 def test_failing_job_retries_then_succeeds(chronicle: Chronicle):
     queue = FakeQueue()
     chronicle.add_outbox(queue)
@@ -260,22 +247,6 @@ def test_job_of_a_dead_worker_is_retried_after_redelivery(chronicle: Chronicle):
     assert (row.status, row.attempts, row.last_error_type) == ("succeeded", 2, "WorkerLost")
 
 
-def test_cancelled_job_never_runs_even_if_its_message_arrives(chronicle: Chronicle):
-    queue = FakeQueue()
-    chronicle.add_outbox(queue)
-    job_id = chronicle.jobs.dispatch(DispatchRequest(command_line="demo:echo late"))
-    chronicle.runners["outbox"].catch_up()
-    chronicle.jobs.cancel(job_id, tenant="default", by="op", reason="not needed")
-    executor = chronicle.executor(queue, worker_id="w")
-    for sent_id, _, _ in queue.take():
-        assert executor.process(sent_id).value == "skipped"
-    assert executor.process(job_id).value == "skipped"  # and a later redelivery too
-    project(chronicle)
-    row = chronicle.queries.get("default", job_id)
-    assert row is not None
-    assert (row.status, row.attempts, row.cancelled_by) == ("cancelled", 0, "op")
-
-
 def test_a_changed_read_model_definition_is_rebuilt_from_the_log(chronicle: Chronicle):
     from dataclasses import replace  # noqa: PLC0415
 
@@ -297,3 +268,25 @@ def test_a_changed_read_model_definition_is_rebuilt_from_the_log(chronicle: Chro
     assert [e.event for e in chronicle.queries.timeline(job_id)] == ["dispatched"]
     store.create()  # unchanged now: nothing is dropped
     assert store.position() == chronicle.log.head()
+
+
+def test_a_read_model_whose_revision_goes_up_is_rebuilt_from_the_log(chronicle: Chronicle):
+    from dataclasses import replace  # noqa: PLC0415
+
+    from infrastructure.read_models.jobs import JOB_TIMELINE, SqlTimelineWriter  # noqa: PLC0415
+    from infrastructure.read_models.store import SqlProjectionStore  # noqa: PLC0415
+
+    job_id = chronicle.jobs.dispatch(DispatchRequest(command_line="demo:noop"))
+    project(chronicle)
+    # Revision 0 is the fingerprint of a table that never had one: nothing is dropped.
+    same = SqlProjectionStore(chronicle.db, "job_timeline", [JOB_TIMELINE], SqlTimelineWriter)
+    same.create()
+    assert same.position() == chronicle.log.head()
+    # Same columns, but the projection now writes them differently: revision 1.
+    revised = replace(JOB_TIMELINE, revision=1)
+    store = SqlProjectionStore(chronicle.db, "job_timeline", [revised], SqlTimelineWriter)
+    store.create()
+    assert store.position() == 0
+    assert chronicle.queries.timeline(job_id) == []
+    store.create()  # the same revision again: nothing is dropped
+    assert store.position() == 0

@@ -6,8 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import uuid4
@@ -18,6 +17,7 @@ from application.builtin_commands import register_builtins
 from application.commands import CommandRegistry
 from infrastructure.scheduler_presence import SqlSchedulerPresence, process_started_at
 from interfaces.bootstrap import Chronicle, bootstrap
+from tests.conftest import wait_until
 from tests.integration.conftest import make_settings
 from tests.unit.fakes import FakeClock
 
@@ -48,15 +48,6 @@ def app(
     chronicle = bootstrap(make_settings(backend, tmp_path, schema), registry=registry, clock=clock)
     yield chronicle
     chronicle.close()
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_presence_rows_are_recorded_refreshed_and_pruned(app: Chronicle):

@@ -26,8 +26,7 @@ from application.schedules import ScheduleRequest
 from domain.schedule import SkippedTick, TriggeredTick
 from infrastructure.settings import load_settings
 from interfaces.bootstrap import Chronicle, bootstrap
-from tests.conftest import POSTGRES_URL, require_service
-from tests.e2e.conftest import wait_until
+from tests.conftest import POSTGRES_URL, require_service, wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -4,7 +4,7 @@ projections, all in this process, on the SQLite store (the Postgres path is in e
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from uuid import UUID
 
@@ -16,6 +16,7 @@ from application.jobs import DispatchRequest
 from infrastructure.broker import ChronicleBroker, DramatiqJobQueue, start_worker
 from infrastructure.settings import Settings
 from interfaces.bootstrap import Chronicle, RunnerThreads, bootstrap
+from tests.conftest import wait_until
 from tests.integration.test_broker import any_broker, memory, rabbitmq, redis_broker
 
 pytestmark = pytest.mark.integration
@@ -49,15 +50,6 @@ def running(any_broker: ChronicleBroker, tmp_path: Path) -> Iterator[Chronicle]:
         app.close()
 
 
-def wait_for(check: Callable[[], bool], timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.05)
-    raise AssertionError("timed out")
-
-
 def status_of(app: Chronicle, job_id: UUID) -> str | None:
     row = app.queries.get("default", job_id)
     return row.status if row else None
@@ -72,9 +64,9 @@ def test_jobs_succeed_retry_and_time_out_on_each_broker(running: Chronicle):
     slow = app.jobs.dispatch(
         DispatchRequest(command_line="demo:sleep --seconds=20", timeout_seconds=0.3, max_attempts=1)
     )
-    wait_for(lambda: status_of(app, echo) == "succeeded")
-    wait_for(lambda: status_of(app, flaky) == "succeeded")
-    wait_for(lambda: status_of(app, slow) == "failed")
+    wait_until(lambda: status_of(app, echo) == "succeeded")
+    wait_until(lambda: status_of(app, flaky) == "succeeded")
+    wait_until(lambda: status_of(app, slow) == "failed")
     flaky_row = app.queries.get("default", flaky)
     assert flaky_row is not None
     assert flaky_row.attempts == 2
@@ -89,5 +81,5 @@ def test_delayed_job_waits_for_its_time(running: Chronicle):
     app = running
     started = time.monotonic()
     job_id = app.jobs.dispatch(DispatchRequest(command_line="demo:noop", delay_seconds=1.0))
-    wait_for(lambda: status_of(app, job_id) == "succeeded")
+    wait_until(lambda: status_of(app, job_id) == "succeeded")
     assert time.monotonic() - started >= 1.0

@@ -21,7 +21,7 @@ from application.schedules import ScheduleRequest, ScheduleService
 from application.views.schedules import Comment, ScheduleRow
 from domain.schedule import Schedule, SkippedTick, TriggeredTick, tick_id
 from infrastructure.cron import CroniterCalculator
-from tests.unit.fakes import FakeClock
+from tests.unit.fakes import FakeClock, FakePresence
 
 T0 = datetime(2026, 6, 1, 12, 0, 0, 500_000, tzinfo=UTC)
 
@@ -94,27 +94,6 @@ class QuietLog:
 
     def wait(self, after: int, timeout: float) -> None:
         return None
-
-
-class FakePresence:
-    """SchedulerPresence in memory; `fail` makes the next look raise."""
-
-    def __init__(self) -> None:
-        self.rows: dict[UUID, tuple[str, datetime, datetime]] = {}
-        self.fail = 0
-
-    def beat(self, run_id: UUID, name: str, started_at: datetime, seen_at: datetime) -> None:
-        self.rows[run_id] = (name, started_at, seen_at)
-
-    def spans(self, since: datetime) -> list[tuple[datetime, datetime]]:
-        if self.fail:
-            self.fail -= 1
-            raise OperationalError("the database is down")
-        return [(start, seen) for _, start, seen in self.rows.values() if seen >= since]
-
-    def prune(self, before: datetime) -> None:
-        for key in [k for k, (_, _, seen) in self.rows.items() if seen < before]:
-            del self.rows[key]
 
 
 class World:
