@@ -30,6 +30,7 @@ from application.jobs import JobService
 from application.outbox import OutboxRelay
 from application.periodic import PeriodicTask
 from application.ports import Clock, CronCalculator, JobQueue, SystemClock, WorkerHeartbeats
+from application.principals import AccountService, Authenticator, TokenService
 from application.projections import Projection, ProjectionRunner, ProjectionStore
 from application.queue_control import PauseWatcher, QueueControlService
 from application.reads.batches import BatchReads
@@ -45,6 +46,7 @@ from application.stopped_jobs import StoppedJobWatcher
 from application.views.batches import BatchesProjection, BatchesQueries
 from application.views.job_timeline import JobTimelineProjection
 from application.views.jobs import JobsProjection
+from application.views.principals import PrincipalsProjection, PrincipalsQueries
 from application.views.queue_metrics import QueueMetricsProjection, QueueMetricsQueries
 from application.views.queue_pauses import QueuePausesProjection, QueuePausesQueries
 from application.views.schedules import ScheduleRunsProjection, SchedulesProjection
@@ -64,10 +66,12 @@ from infrastructure.event_store import (
 from infrastructure.export_files import ExportFileStore
 from infrastructure.import_files import LocalImportFiles
 from infrastructure.import_keys import SqliteUniqueKeys
+from infrastructure.passwords import Argon2idHasher
 from infrastructure.read_models.batches import SqlBatchQueries, batch_process_store, batches_store
 from infrastructure.read_models.exports import SqlExportQueries, exports_store
 from infrastructure.read_models.imports import SqlImportQueries, imports_store
 from infrastructure.read_models.jobs import SqlJobsQueries, jobs_store, timeline_store
+from infrastructure.read_models.principals import SqlPrincipals, principals_store
 from infrastructure.read_models.queue_metrics import SqlQueueMetrics, queue_metrics_store
 from infrastructure.read_models.queue_pauses import SqlQueuePauses, queue_pauses_store
 from infrastructure.read_models.schedules import SqlScheduleQueries, runs_store, schedules_store
@@ -111,6 +115,7 @@ READ_MODELS: tuple[ReadModel, ...] = (
     ReadModel("batches", batches_store, lambda _: BatchesProjection()),
     ReadModel("imports", imports_store, lambda _: ImportsProjection()),
     ReadModel("exports", exports_store, lambda _: ExportsProjection()),
+    ReadModel("principals", principals_store, lambda _: PrincipalsProjection()),
     # The batch process manager dispatches batch callbacks; its table is its own state.
     ReadModel(
         "batch_process",
@@ -180,6 +185,10 @@ class Chronicle:
     export_queries: ExportsQueries
     export_reads: ExportReads
     heartbeats: WorkerHeartbeats
+    principals: PrincipalsQueries
+    accounts: AccountService
+    tokens: TokenService
+    authenticator: Authenticator
     runners: dict[str, ProjectionRunner[Any]] = field(default_factory=dict)
     queue: JobQueue | None = None
 
@@ -434,6 +443,8 @@ def bootstrap(
     import_queries = SqlImportQueries(db)
     heartbeats = SqlWorkerHeartbeats(db)
     reads = ReadYourWrites(events)
+    principals = SqlPrincipals(db)
+    hasher = Argon2idHasher()
     chronicle = Chronicle(
         settings=settings,
         events=events,
@@ -467,6 +478,10 @@ def bootstrap(
         export_queries=export_queries,
         export_reads=ExportReads(reads, export_queries),
         heartbeats=heartbeats,
+        principals=principals,
+        accounts=AccountService(events, clock, hasher),
+        tokens=TokenService(events, clock, principals),
+        authenticator=Authenticator(principals, hasher, clock),
     )
     for model in READ_MODELS:
         projection = model.projection(chronicle)

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from interfaces.cli.accounts import accounts
 from interfaces.cli.batches import batches
 from interfaces.cli.commands import list_commands
 from interfaces.cli.exports import export, exports
@@ -15,6 +16,7 @@ from interfaces.cli.projections import projections
 from interfaces.cli.queues import queues
 from interfaces.cli.run import projector, scheduler, serve, up, worker
 from interfaces.cli.schedules import schedules
+from interfaces.cli.tokens import tokens
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -44,6 +46,8 @@ for command in (
     imports,
     export,
     exports,
+    accounts,
+    tokens,
 ):
     cli.add_command(command)
 
