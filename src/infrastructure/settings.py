@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -48,6 +49,9 @@ class Settings:
     stranded_after_seconds: float = 120.0
     #: How long an `Idempotency-Key` keeps answering with the first dispatch.
     idempotency_retention_hours: float = 24.0
+    #: Web origins (`scheme://host[:port]`) whose pages may call the API from a browser (CORS);
+    #: none by default, so no CORS header is ever sent.
+    cors_origins: tuple[str, ...] = ()
 
     @property
     def files_dir(self) -> Path:
@@ -111,6 +115,52 @@ def _float(
     return value
 
 
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _origin(raw: str) -> str:
+    """One CORS origin, as a browser writes it in `Origin`: lower case, no default port."""
+    name = "CHRONICLE_CORS_ORIGINS"
+    if "*" in raw:
+        raise SettingsError(
+            f"{name} must name each origin: `*` would let any web page use the API with the "
+            "operator's credentials"
+        )
+    if "@" in raw:
+        # Not echoed: what precedes the @ may be a password.
+        raise SettingsError(f"{name}: an origin holds no user name or password")
+    try:
+        parts = urlsplit(raw)
+        port = parts.port
+    except ValueError:
+        raise SettingsError(f"{name}: {raw!r} is not scheme://host[:port]") from None
+    scheme = parts.scheme.lower()
+    if (
+        scheme not in _DEFAULT_PORTS
+        or not parts.hostname
+        or parts.path
+        or parts.query
+        or parts.fragment
+        or raw.endswith(("?", "#"))
+    ):
+        raise SettingsError(
+            f"{name}: {raw!r} is not an origin: write scheme://host[:port] with http or https "
+            "and no path, e.g. https://ops.example.com"
+        )
+    host = parts.hostname.lower()
+    if ":" in host:  # an IPv6 address keeps its brackets
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
+    raw = env.get("CHRONICLE_CORS_ORIGINS") or ""
+    origins = (_origin(item.strip()) for item in raw.split(",") if item.strip())
+    return tuple(dict.fromkeys(origins))
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings; a bad value raises SettingsError naming the variable."""
     env = os.environ if env is None else env
@@ -171,4 +221,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         idempotency_retention_hours=_float(
             env, "CHRONICLE_IDEMPOTENCY_RETENTION_HOURS", 24.0, 0.0, 24.0 * 365
         ),
+        cors_origins=_origins(env),
     )

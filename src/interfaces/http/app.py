@@ -6,7 +6,9 @@ from collections.abc import Callable
 from importlib.metadata import PackageNotFoundError, version
 
 from litestar import Litestar
+from litestar.config.cors import CORSConfig
 from litestar.di import Provide
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Tag
@@ -14,14 +16,19 @@ from litestar.openapi.spec import Tag
 from interfaces.bootstrap import Chronicle
 from interfaces.http.batches import BatchController
 from interfaces.http.commands import CommandController
-from interfaces.http.dependencies import TENANT_HEADER, USER_HEADER, provide_caller
+from interfaces.http.dependencies import (
+    IDEMPOTENCY_HEADER,
+    TENANT_HEADER,
+    USER_HEADER,
+    provide_caller,
+)
 from interfaces.http.docs import OfflineDocsPlugin
-from interfaces.http.errors import exception_handlers
+from interfaces.http.errors import error_responses, exception_handlers
 from interfaces.http.exports import ExportController, ExporterController
 from interfaces.http.frequencies import FrequencyController
 from interfaces.http.health import HealthController, Readiness
 from interfaces.http.imports import FORM_OVERHEAD_BYTES, ImportController
-from interfaces.http.inputs import ChronicleRequest, refuse_nul_in_query
+from interfaces.http.inputs import ChronicleRequest, body_media_type, check_request
 from interfaces.http.jobs import JobController
 from interfaces.http.queues import QueueController
 from interfaces.http.schedules import ScheduleController
@@ -33,7 +40,9 @@ schedules that start jobs from the database, with their run history.
 Every request acts for the tenant in `{TENANT_HEADER}` (default `default`) and records the
 identity in `{USER_HEADER}` (default `api`) on the events it causes. Errors are JSON
 `{{"error", "message", "field"}}`: 400 malformed request, 404 not found (also another
-tenant's job or schedule), 409 not allowed in its current state, 422 a value breaks a rule."""
+tenant's job or schedule), 409 not allowed in its current state, 415 a body sent without
+`Content-Type: application/json` (`multipart/form-data` for uploads), 422 a value breaks a
+rule."""
 
 
 def _version() -> str:
@@ -76,6 +85,27 @@ def openapi_config() -> OpenAPIConfig:
     )
 
 
+def cors_config(origins: tuple[str, ...]) -> CORSConfig | None:
+    """CORS for the pages of `origins` (`CHRONICLE_CORS_ORIGINS`), with credentials; None
+    (no CORS header at all) when there are none."""
+    if not origins:
+        return None
+    return CORSConfig(
+        allow_origins=list(origins),
+        allow_methods=["GET", "POST", "PATCH", "DELETE"],
+        allow_headers=[
+            "Authorization",
+            "Content-Type",
+            IDEMPOTENCY_HEADER,
+            TENANT_HEADER,
+            USER_HEADER,
+            "X-CSRF-Token",
+        ],
+        allow_credentials=True,
+        expose_headers=["Location", "Retry-After", "Content-Disposition"],
+    )
+
+
 def create_app(
     chronicle: Chronicle, *, checks: dict[str, Callable[[], None]] | None = None
 ) -> Litestar:
@@ -100,7 +130,7 @@ def create_app(
         {"request_max_body_size": chronicle.settings.import_max_bytes + FORM_OVERHEAD_BYTES},
     )
 
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             JobController,
             QueueController,
@@ -125,5 +155,19 @@ def create_app(
         logging_config=None,
         request_max_body_size=MAX_BODY_BYTES,
         request_class=ChronicleRequest,
-        before_request=refuse_nul_in_query,
+        # Litestar runs only the innermost `before_request`: a controller or route that sets
+        # its own must call `check_request` from it.
+        before_request=check_request,
+        cors_config=cors_config(chronicle.settings.cors_origins),
     )
+    _document_unsupported_media_type(app)
+    return app
+
+
+def _document_unsupported_media_type(app: Litestar) -> None:
+    """Every route that takes a body may answer 415 (`check_request` refuses other content
+    types): /schema says so, next to the errors each route declares."""
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", ()):
+            if isinstance(handler, HTTPRouteHandler) and body_media_type(handler) is not None:
+                handler.responses = {**(handler.responses or {}), **error_responses(415)}

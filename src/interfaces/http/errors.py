@@ -183,6 +183,10 @@ _DESCRIPTIONS = {
         "The request body is over its limit: 1 MB for JSON bodies, "
         "`CHRONICLE_IMPORT_MAX_BYTES` for uploads."
     ),
+    415: (
+        "The body was not sent as `application/json` (`multipart/form-data` for uploads); "
+        "nothing was done."
+    ),
     422: "The values break a rule; `field` names the offending one.",
 }
 

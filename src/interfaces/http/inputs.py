@@ -1,8 +1,9 @@
-"""What any request may send: JSON nested at most 32 levels, and no NUL character in text.
+"""What any request may send: a body of the type its route takes, JSON nested at most 32
+levels, and no NUL character in text.
 
-Checked once for every route: JSON bodies as they are decoded (`ChronicleRequest`), query
-strings before the handler runs (`refuse_nul_in_query`), JSON sent in form fields by
-`decode_json_field`.
+Checked once for every route: the body's content type and the query string before the handler
+runs (`check_request`, the app's `before_request` hook), JSON bodies as they are decoded
+(`ChronicleRequest`), JSON sent in form fields by `decode_json_field`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,11 @@ import json
 from typing import Any
 
 from litestar import Request
-from litestar.exceptions import ClientException
+from litestar.enums import RequestEncodingType
+from litestar.exceptions import ClientException, HTTPException
+from litestar.handlers import BaseRouteHandler
+from litestar.params import BodyKwarg
+from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE
 
 from application.json_values import MAX_DEPTH, check_depth, nested_deeper_than, too_deep_message
 from domain.shared import ValidationError
@@ -72,6 +77,49 @@ def refuse_nul_in_query(request: Request[Any, Any, Any]) -> None:
                 detail=f"{key}: {NUL_MESSAGE}",
                 extra=[{"key": key, "message": NUL_MESSAGE, "source": "query"}],
             )
+
+
+def body_media_type(handler: BaseRouteHandler) -> str | None:
+    """The content type `handler`'s body must be sent with; None for a route without a body."""
+    data = handler.parsed_fn_signature.parameters.get("data")
+    if data is None:
+        return None
+    kwarg = data.kwarg_definition
+    media_type = kwarg.media_type if isinstance(kwarg, BodyKwarg) else RequestEncodingType.JSON
+    return str(media_type.value if isinstance(media_type, RequestEncodingType) else media_type)
+
+
+async def refuse_other_media_types(request: Request[Any, Any, Any]) -> None:
+    """A body whose content type is not the one its route takes is a 415, before it is
+    decoded and before the handler runs.
+
+    A browser sends `text/plain`, form-urlencoded and multipart bodies from any web page
+    without asking (no CORS preflight); only `application/json` makes it ask first. Taking
+    JSON bodies under other types would let any page an operator visits act on a Chronicle
+    the operator's browser can reach. `application/*+json` types are refused too: no client
+    of this API needs them, and one exact type is one rule to state. A route whose JSON body
+    is optional still takes no body at all, whatever the content type says.
+    """
+    expected = body_media_type(request.route_handler)
+    if expected is None:
+        return
+    sent = request.content_type[0].strip().lower()
+    if sent == expected:
+        return
+    if expected == RequestEncodingType.JSON.value and not await request.body():
+        return
+    got = f"Content-Type {sent[:100]}" if sent else "no Content-Type"
+    what = "a JSON body" if expected == RequestEncodingType.JSON.value else f"a {expected} form"
+    raise HTTPException(
+        status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+        detail=f"this route takes {what}: send it with Content-Type {expected} (got {got})",
+    )
+
+
+async def check_request(request: Request[Any, Any, Any]) -> None:
+    """The app's `before_request` hook: the query string, then the body's content type."""
+    refuse_nul_in_query(request)
+    await refuse_other_media_types(request)
 
 
 def decode_json_field(text: str, field: str) -> Any:
