@@ -299,3 +299,23 @@ class Authenticator:
         if self._dummy_hash is None:
             self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
         return self._dummy_hash
+
+
+#: The account `chronicle up` creates on a store that has none.
+FIRST_ADMIN = "admin"
+
+
+def create_first_admin(
+    accounts: AccountService, principals: PrincipalsQueries, password: str | None
+) -> str | None:
+    """On a store with no account yet (`principals` caught up), the `admin` account: role
+    admin, bound to no tenant, with `password` or else a random one. Returns the password
+    to show once, or None when there were accounts already (or another process made it)."""
+    if principals.accounts():
+        return None
+    chosen = password or secrets.token_urlsafe(18)
+    try:
+        accounts.create(name=FIRST_ADMIN, password=chosen, role=Role.ADMIN, by="system")
+    except ConflictError:
+        return None
+    return chosen

@@ -11,6 +11,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from application.principals import validate_password
+from domain.shared import ValidationError
+
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -52,6 +55,9 @@ class Settings:
     #: Web origins (`scheme://host[:port]`) whose pages may call the API from a browser (CORS);
     #: none by default, so no CORS header is ever sent.
     cors_origins: tuple[str, ...] = ()
+    #: The password of the `admin` account `chronicle up` creates on a store with no account
+    #: (unattended starts); None: a random one, printed once on the terminal.
+    admin_password: str | None = field(default=None, repr=False)
 
     @property
     def files_dir(self) -> Path:
@@ -161,6 +167,17 @@ def _origins(env: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(origins))
 
 
+def _admin_password(env: Mapping[str, str]) -> str | None:
+    password = env.get("CHRONICLE_ADMIN_PASSWORD") or None
+    if password is not None:
+        try:
+            validate_password(password)
+        except ValidationError as exc:
+            # The value itself is never repeated: it is a secret.
+            raise SettingsError(f"CHRONICLE_ADMIN_PASSWORD: {exc}") from None
+    return password
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings; a bad value raises SettingsError naming the variable."""
     env = os.environ if env is None else env
@@ -222,4 +239,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
             env, "CHRONICLE_IDEMPOTENCY_RETENTION_HOURS", 24.0, 0.0, 24.0 * 365
         ),
         cors_origins=_origins(env),
+        admin_password=_admin_password(env),
     )

@@ -15,6 +15,7 @@ import structlog
 import uvicorn
 
 from application.execution import JobExecutor
+from application.principals import create_first_admin
 from domain.job import QUEUES
 from infrastructure.broker import (
     ChronicleBroker,
@@ -191,10 +192,31 @@ def run_workers(settings: Settings, queues: Sequence[str], processes: int) -> No
     Supervisor(start, processes).run(stop)
 
 
+def _first_admin(chronicle: Chronicle, settings: Settings) -> None:
+    """On a store with no account, make `admin` and say how to sign in, once, on the
+    terminal: never in a log line (the password is in no event either, only its hash)."""
+    chronicle.runners["principals"].catch_up()
+    password = create_first_admin(chronicle.accounts, chronicle.principals, settings.admin_password)
+    if password is None:
+        return
+    url = f"http://{settings.host}:{settings.port}/"
+    if settings.admin_password is not None:
+        click.echo(
+            f"Chronicle at {url}: account admin created (CHRONICLE_ADMIN_PASSWORD).", err=True
+        )
+        return
+    click.echo(
+        f"Chronicle at {url}: account admin created, password {password}\n"
+        "  (shown this once; change it with `chronicle accounts passwd admin`)",
+        err=True,
+    )
+
+
 def run_all_in_one(settings: Settings) -> None:
     """`chronicle up`: API, workers (threads), projector and relay in one process."""
     started_at = process_started_at()
     chronicle = bootstrap(settings, connect_timeout=None)
+    _first_admin(chronicle, settings)
     setup = _broker(settings)
     queue = DramatiqJobQueue(setup)
     chronicle.add_outbox(queue)

@@ -18,6 +18,13 @@ def test_up_runs_a_job_with_no_configuration(tmp_path: Path) -> None:
     base_url = up.base_url
     try:
         wait_ready(base_url)
+        # The first start made `admin` and showed its password once, on the terminal only.
+        said = [line for line in up.log_path.read_text().splitlines() if "account admin" in line]
+        assert len(said) == 1, said
+        password = said[0].rsplit("password ", 1)[1].strip()
+        assert len(password) >= 12
+        mentions = [line for line in up.log_path.read_text().splitlines() if password in line]
+        assert mentions == said  # in no (JSON) log line
         response = httpx.post(
             f"{base_url}/api/jobs", json={"command_line": "demo:echo up"}, timeout=5
         )

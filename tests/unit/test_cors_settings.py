@@ -51,3 +51,14 @@ def test_a_password_in_an_origin_is_not_repeated():
         origins("https://admin:hunter2@ops.example.com")
     assert "hunter2" not in str(caught.value)
     assert "no user name or password" in str(caught.value)
+
+
+def test_the_admin_password_setting_is_checked_and_never_shown():
+    secret = "a long enough secret"  # noqa: S105 - a test value
+    settings = load_settings({"CHRONICLE_ADMIN_PASSWORD": secret})
+    assert settings.admin_password == secret
+    assert secret not in repr(settings)
+    assert load_settings({}).admin_password is None
+    with pytest.raises(SettingsError, match="CHRONICLE_ADMIN_PASSWORD") as caught:
+        load_settings({"CHRONICLE_ADMIN_PASSWORD": "short-pw"})
+    assert "short-pw" not in str(caught.value)

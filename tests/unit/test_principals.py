@@ -14,9 +14,11 @@ from uuid import UUID, uuid4
 import pytest
 
 from application.principals import (
+    FIRST_ADMIN,
     AccountService,
     Authenticator,
     TokenService,
+    create_first_admin,
     validate_password,
 )
 from application.views.principals import AccountRow, PrincipalsProjection, TokenRow
@@ -393,3 +395,33 @@ def test_an_unknown_name_costs_one_verification_too(world):
     before = world.hasher.verified
     world.auth.password("ada", "wrong password!!")
     assert world.hasher.verified == before + 1
+
+
+# -- the first admin -------------------------------------------------------------------------
+
+
+def test_a_store_with_no_account_gets_an_admin_with_a_random_password_once(world):
+    password = create_first_admin(world.accounts, world.read_model, None)
+    assert password is not None
+    assert len(password) >= 12
+    world.project()
+    admin = world.read_model.account(FIRST_ADMIN)
+    assert admin is not None
+    assert (admin.role, admin.tenant, admin.enabled) == (Role.ADMIN, None, True)
+    signed_in = world.auth.password(FIRST_ADMIN, password)
+    assert signed_in is not None
+    assert signed_in.role is Role.ADMIN
+    # Accounts exist now: nothing is made again, no password is shown again.
+    assert create_first_admin(world.accounts, world.read_model, None) is None
+    assert create_first_admin(World().accounts, world.read_model, None) is None
+
+
+def test_the_first_admin_takes_the_given_password_and_only_on_an_empty_store(world):
+    assert create_first_admin(world.accounts, world.read_model, PASSWORD) == PASSWORD
+    world.project()
+    assert world.auth.password(FIRST_ADMIN, PASSWORD) is not None
+    other = World()
+    other.accounts.create(name="ada", password=PASSWORD, role=Role.ADMIN, by="cli:root")
+    other.project()
+    assert create_first_admin(other.accounts, other.read_model, PASSWORD) is None
+    assert other.read_model.account(FIRST_ADMIN) is None
