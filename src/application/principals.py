@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -66,6 +67,12 @@ def validate_password(password: str) -> str:
     if len(password) > MAX_PASSWORD:
         raise ValidationError(f"a password has at most {MAX_PASSWORD} characters", field="password")
     return password
+
+
+def password_stamp(password_hash: str) -> str:
+    """A short digest of a password hash: a session keeps it, so changing the password
+    ends every session opened with the old one (the hash itself is kept nowhere else)."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:32]
 
 
 def secret_hash(secret: str) -> str:
@@ -250,14 +257,36 @@ def _as_uuid(value: str) -> UUID | None:
         return None
 
 
-class Authenticator:
-    """Tells the principal behind a token or a name and password, from the read model."""
+#: How long the authenticator trusts what it last read of a token or an account: a revoked or
+#: expired token, or a disabled account, is refused at most this long after the change.
+FRESH_FOR = timedelta(seconds=2)
+_CACHE_LIMIT = 10_000
 
-    def __init__(self, queries: PrincipalsQueries, hasher: PasswordHasher, clock: Clock) -> None:
-        self._queries = queries
+
+class Authenticator:
+    """Tells the principal behind a token, a name and password, or a signed-in account.
+
+    It reads the accounts and tokens from the event store, not from the read model: a
+    revocation or a disabled account counts as soon as it is saved, in every process, however
+    far behind the projector is. What it read of a token or account is trusted for
+    `fresh_for` (2 s), so a busy API does not load the same token for every request; a
+    password is always checked against the account as it is now."""
+
+    def __init__(
+        self,
+        events: ChronicleEvents,
+        hasher: PasswordHasher,
+        clock: Clock,
+        *,
+        fresh_for: timedelta = FRESH_FOR,
+    ) -> None:
+        self._events = events
         self._hasher = hasher
         self._clock = clock
+        self._fresh_for = fresh_for
         self._dummy_hash: str | None = None
+        self._cache: dict[UUID, tuple[datetime, Account | ApiToken]] = {}
+        self._lock = threading.Lock()
 
     def token(self, raw: str) -> Principal | None:
         """The principal of a valid token; None for a malformed, unknown, wrong, revoked
@@ -265,17 +294,17 @@ class Authenticator:
         match = _TOKEN.fullmatch(raw.strip())
         if match is None:
             return None
-        row = self._queries.token(UUID(hex=match.group(1)))
-        if row is None:
+        token = self._fresh(UUID(hex=match.group(1)))
+        if not isinstance(token, ApiToken):
             return None
         presented = secret_hash(match.group(2))
-        if not hmac.compare_digest(presented.encode(), row.secret_hash.encode()):
+        if not hmac.compare_digest(presented.encode(), token.secret_hash.encode()):
             return None
-        if row.revoked:
+        if token.revoked:
             return None
-        if row.expires_at is not None and self._clock.now() >= row.expires_at:
+        if token.expires_at is not None and self._clock.now() >= token.expires_at:
             return None
-        return Principal(PrincipalKind.TOKEN, row.name, row.role, row.tenant)
+        return Principal(PrincipalKind.TOKEN, token.name, token.role, token.tenant)
 
     def password(self, name: str, password: str) -> Principal | None:
         """The principal of an enabled account whose password this is; None otherwise.
@@ -286,13 +315,59 @@ class Authenticator:
             normalised = validate_name(name, "account name")
         except ValidationError:
             normalised = None
-        row = self._queries.account(normalised) if normalised is not None else None
-        if row is None:
+        account = self._load(account_id(normalised)) if normalised is not None else None
+        if not isinstance(account, Account):
             self._hasher.verify(self._dummy(), password)
             return None
-        if not self._hasher.verify(row.password_hash, password) or not row.enabled:
+        if not self._hasher.verify(account.password_hash, password) or not account.enabled:
             return None
-        return Principal(PrincipalKind.USER, row.name, row.role, row.tenant)
+        self._remember(account)
+        return Principal(PrincipalKind.USER, account.name, account.role, account.tenant)
+
+    def account(self, name: str, *, stamp: str | None = None) -> Principal | None:
+        """The principal of the enabled account `name` (a signed-in session's), as of at
+        most `fresh_for` ago; None when it is disabled or gone, or, given the `stamp` of the
+        password its session was opened with, when the password has changed since."""
+        try:
+            account = self._fresh(account_id(name))
+        except ValidationError:
+            return None
+        if not isinstance(account, Account) or not account.enabled:
+            return None
+        if stamp is not None and not hmac.compare_digest(
+            stamp.encode(), password_stamp(account.password_hash).encode()
+        ):
+            return None
+        return Principal(PrincipalKind.USER, account.name, account.role, account.tenant)
+
+    def stamp(self, name: str) -> str | None:
+        """The stamp of the account's current password (see `password_stamp`)."""
+        account = self._fresh(account_id(name))
+        return password_stamp(account.password_hash) if isinstance(account, Account) else None
+
+    def _fresh(self, aggregate_id: UUID) -> Account | ApiToken | None:
+        now = self._clock.now()
+        with self._lock:
+            cached = self._cache.get(aggregate_id)
+        if cached is not None and now - cached[0] < self._fresh_for:
+            return cached[1]
+        loaded = self._load(aggregate_id)
+        if loaded is not None:
+            self._remember(loaded, now)
+        return loaded
+
+    def _remember(self, aggregate: Account | ApiToken, at: datetime | None = None) -> None:
+        with self._lock:
+            if len(self._cache) >= _CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[aggregate.id] = (at or self._clock.now(), aggregate)
+
+    def _load(self, aggregate_id: UUID) -> Account | ApiToken | None:
+        try:
+            loaded: object = self._events.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return loaded if isinstance(loaded, Account | ApiToken) else None
 
     def _dummy(self) -> str:
         # Hashed on first use, not when the process starts: most never check a password.

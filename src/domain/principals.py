@@ -19,6 +19,7 @@ from uuid import UUID
 from eventsourcing.domain import Aggregate, event
 
 from domain.shared import (
+    TENANT_PATTERN,
     InvalidTransitionError,
     ValidationError,
     deterministic_id,
@@ -27,7 +28,6 @@ from domain.shared import (
 
 MAX_NAME = 64
 _NAME = re.compile(r"[a-z0-9._-]{1,64}")
-_TENANT = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
 class Role(StrEnum):
@@ -121,10 +121,11 @@ def validate_name(name: str, what: str = "name") -> str:
 
 
 def validate_tenant(tenant: str | None) -> str | None:
-    """A tenant binding: None (any tenant) or 1 to 64 of `A-Z a-z 0-9 . _ -`."""
-    if tenant is not None and not _TENANT.fullmatch(tenant):
+    """A tenant binding: None (any tenant) or a tenant name (`TENANT_PATTERN`)."""
+    if tenant is not None and not TENANT_PATTERN.fullmatch(tenant):
         raise ValidationError(
-            f"tenant {tenant!r} must be 1 to 64 characters of A-Z, a-z, 0-9, '.', '_', '-'",
+            f"tenant {tenant[:100]!r} must be 1 to 63 characters of a-z, 0-9, '_' and '-', "
+            "starting with a letter or digit",
             field="tenant",
         )
     return tenant

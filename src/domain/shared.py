@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 DEFAULT_TENANT = "default"
+#: A tenant's name: lower-case letters, digits, `_` and `-`, at most 63 characters.
+TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 #: Namespace for deterministic ids (uuid5), e.g. the job a schedule starts at a due time.
 CHRONICLE_NAMESPACE = uuid5(NAMESPACE_URL, "urn:chronicle")

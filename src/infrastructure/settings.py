@@ -58,6 +58,18 @@ class Settings:
     #: The password of the `admin` account `chronicle up` creates on a store with no account
     #: (unattended starts); None: a random one, printed once on the terminal.
     admin_password: str | None = field(default=None, repr=False)
+    #: Where users reach Chronicle (`https://ops.example.com`); an https URL makes the session
+    #: cookie `Secure`. None: the address Chronicle listens on.
+    public_url: str | None = None
+    #: A dashboard session ends this long after its last request ...
+    session_idle_minutes: float = 30.0
+    #: ... and in any case this long after it began.
+    session_lifetime_hours: float = 12.0
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether the session cookie is `Secure` (sent over https only)."""
+        return (self.public_url or "").lower().startswith("https://")
 
     @property
     def files_dir(self) -> Path:
@@ -178,6 +190,23 @@ def _admin_password(env: Mapping[str, str]) -> str | None:
     return password
 
 
+def _public_url(env: Mapping[str, str]) -> str | None:
+    raw = (env.get("CHRONICLE_PUBLIC_URL") or "").strip()
+    if not raw:
+        return None
+    try:
+        parts = urlsplit(raw)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError:
+        raise SettingsError(f"CHRONICLE_PUBLIC_URL: {raw[:200]!r} is not a URL") from None
+    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+        raise SettingsError(
+            "CHRONICLE_PUBLIC_URL must be an http:// or https:// URL without a user name, "
+            "e.g. https://ops.example.com"
+        )
+    return raw.rstrip("/")
+
+
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     """Read the settings; a bad value raises SettingsError naming the variable."""
     env = os.environ if env is None else env
@@ -240,4 +269,9 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         ),
         cors_origins=_origins(env),
         admin_password=_admin_password(env),
+        public_url=_public_url(env),
+        session_idle_minutes=_float(env, "CHRONICLE_SESSION_IDLE_MINUTES", 30.0, 1.0, 7 * 24 * 60),
+        session_lifetime_hours=_float(
+            env, "CHRONICLE_SESSION_LIFETIME_HOURS", 12.0, 0.1, 24.0 * 90
+        ),
     )

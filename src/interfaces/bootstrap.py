@@ -42,6 +42,7 @@ from application.reads.schedules import ScheduleReads, SchedulesReadModel
 from application.recovery import JobRecovery
 from application.scheduler import Scheduler
 from application.schedules import ScheduleService
+from application.sessions import Sessions
 from application.stopped_jobs import StoppedJobWatcher
 from application.views.batches import BatchesProjection, BatchesQueries
 from application.views.job_timeline import JobTimelineProjection
@@ -77,6 +78,7 @@ from infrastructure.read_models.queue_pauses import SqlQueuePauses, queue_pauses
 from infrastructure.read_models.schedules import SqlScheduleQueries, runs_store, schedules_store
 from infrastructure.read_models.store import TrackingOnlyStore, create_tracking
 from infrastructure.scheduler_presence import SqlSchedulerPresence
+from infrastructure.sessions import SqlFailureCounts, SqlSessions
 from infrastructure.settings import Settings
 from infrastructure.sql import Database, PostgresDatabase, SqliteDatabase
 from infrastructure.time_limit import ThreadTimeLimiter
@@ -189,6 +191,7 @@ class Chronicle:
     accounts: AccountService
     tokens: TokenService
     authenticator: Authenticator
+    sessions: Sessions
     runners: dict[str, ProjectionRunner[Any]] = field(default_factory=dict)
     queue: JobQueue | None = None
 
@@ -323,6 +326,7 @@ def _create_read_models(db: Database) -> dict[str, FollowerStore]:
     create_tracking(db)
     SqlWorkerHeartbeats(db).create()
     SqlSchedulerPresence(db).create()
+    SqlSessions(db).create()
     stores = {model.name: model.store(db) for model in READ_MODELS}
     for store in stores.values():
         store.create()
@@ -445,6 +449,7 @@ def bootstrap(
     reads = ReadYourWrites(events)
     principals = SqlPrincipals(db)
     hasher = Argon2idHasher()
+    authenticator = Authenticator(events, hasher, clock)
     chronicle = Chronicle(
         settings=settings,
         events=events,
@@ -481,7 +486,15 @@ def bootstrap(
         principals=principals,
         accounts=AccountService(events, clock, hasher),
         tokens=TokenService(events, clock, principals),
-        authenticator=Authenticator(principals, hasher, clock),
+        authenticator=authenticator,
+        sessions=Sessions(
+            authenticator,
+            SqlSessions(db),
+            SqlFailureCounts(db),
+            clock,
+            idle=timedelta(minutes=settings.session_idle_minutes),
+            lifetime=timedelta(hours=settings.session_lifetime_hours),
+        ),
     )
     for model in READ_MODELS:
         projection = model.projection(chronicle)

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
 import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
 
 from application.builtin_commands import register_builtins
 from application.commands import CommandRegistry
+from domain.principals import Role
 from infrastructure.settings import Settings
 from interfaces.bootstrap import Chronicle, bootstrap
+from interfaces.http.app import create_app
 from tests.conftest import POSTGRES_URL, require_service
 
 
@@ -50,3 +55,35 @@ def chronicle(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> I
     app = bootstrap(make_settings(backend, tmp_path, schema), registry=registry)
     yield app
     app.close()
+
+
+def bearer(
+    chronicle: Chronicle,
+    name: str = "tester",
+    *,
+    role: Role = Role.ADMIN,
+    tenant: str | None = None,
+) -> dict[str, str]:
+    """The `Authorization` header of the API token `name` of `chronicle` (made on first use,
+    as `chronicle tokens create` would): how the tests call the API, like any program."""
+    tokens: dict[str, str] = vars(chronicle).setdefault("_test_tokens", {})
+    if name not in tokens:
+        issued = chronicle.tokens.create(name=name, role=role, tenant=tenant, by="cli:tests")
+        tokens[name] = issued.token
+    return {"Authorization": f"Bearer {tokens[name]}"}
+
+
+@contextmanager
+def api_client(
+    chronicle: Chronicle,
+    app: Litestar | None = None,
+    *,
+    name: str = "tester",
+    role: Role = Role.ADMIN,
+    tenant: str | None = None,
+) -> Iterator[TestClient[Litestar]]:
+    """A test client of the API over `chronicle` that sends the token `name` (an admin bound
+    to no tenant unless told otherwise) with every request."""
+    with TestClient(app or create_app(chronicle)) as client:
+        client.headers.update(bearer(chronicle, name, role=role, tenant=tenant))
+        yield client

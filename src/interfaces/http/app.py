@@ -7,21 +7,26 @@ from importlib.metadata import PackageNotFoundError, version
 
 from litestar import Litestar
 from litestar.config.cors import CORSConfig
+from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
-from litestar.openapi.spec import Tag
+from litestar.openapi.spec import Components, SecurityScheme, Tag
 
 from interfaces.bootstrap import Chronicle
+from interfaces.http.auth import (
+    CSRF_HEADER,
+    SECURITY,
+    SECURITY_SCHEMES,
+    AuthController,
+    authorize,
+    is_public_handler,
+    route_action,
+)
 from interfaces.http.batches import BatchController
 from interfaces.http.commands import CommandController
-from interfaces.http.dependencies import (
-    IDEMPOTENCY_HEADER,
-    TENANT_HEADER,
-    USER_HEADER,
-    provide_caller,
-)
+from interfaces.http.dependencies import IDEMPOTENCY_HEADER, TENANT_HEADER, provide_caller
 from interfaces.http.docs import OfflineDocsPlugin
 from interfaces.http.errors import error_responses, exception_handlers
 from interfaces.http.exports import ExportController, ExporterController
@@ -37,12 +42,17 @@ MAX_BODY_BYTES = 1_000_000
 
 DESCRIPTION = f"""Chronicle's REST API: dispatch jobs, follow them and act on them; manage the
 schedules that start jobs from the database, with their run history.
-Every request acts for the tenant in `{TENANT_HEADER}` (default `default`) and records the
-identity in `{USER_HEADER}` (default `api`) on the events it causes. Errors are JSON
-`{{"error", "message", "field"}}`: 400 malformed request, 404 not found (also another
-tenant's job or schedule), 409 not allowed in its current state, 415 a body sent without
-`Content-Type: application/json` (`multipart/form-data` for uploads), 422 a value breaks a
-rule."""
+Every route but `/health`, `/ready`, `/schema` and `POST /auth/login` needs a principal: an API
+token (`Authorization: Bearer chr_…`, made by `chronicle tokens create`) or the session cookie
+`POST /auth/login` sets (unsafe requests then send its CSRF token in `{CSRF_HEADER}`). Roles:
+`viewer` reads, `operator` also acts on jobs, schedules, batches, imports and exports, `admin`
+also pauses and resumes queues. A request acts for the tenant in `{TENANT_HEADER}` (default: the
+one the principal is bound to, else `default`) and records the principal (`token:ci`,
+`user:ada`) on the events it causes. Errors are JSON `{{"error", "message", "field"}}`: 400
+malformed request, 401 no valid credentials, 403 the role or tenant binding does not allow it,
+404 not found (also another tenant's resource), 409 not allowed in its current state, 415 a
+body sent without `Content-Type: application/json` (`multipart/form-data` for uploads), 422 a
+value breaks a rule."""
 
 
 def _version() -> str:
@@ -59,7 +69,13 @@ def openapi_config() -> OpenAPIConfig:
         description=DESCRIPTION,
         path="/schema",
         render_plugins=[OfflineDocsPlugin(), JsonRenderPlugin()],
+        components=Components(
+            security_schemes={
+                name: SecurityScheme(**scheme) for name, scheme in SECURITY_SCHEMES.items()
+            }
+        ),
         tags=[
+            Tag(name="auth", description="Sign in and out of a dashboard session."),
             Tag(name="jobs", description="Dispatch, list, inspect, retry and cancel jobs."),
             Tag(name="queues", description="Job counts, activity, pause and resume per queue."),
             Tag(name="commands", description="Commands a job may run."),
@@ -98,8 +114,7 @@ def cors_config(origins: tuple[str, ...]) -> CORSConfig | None:
             "Content-Type",
             IDEMPOTENCY_HEADER,
             TENANT_HEADER,
-            USER_HEADER,
-            "X-CSRF-Token",
+            CSRF_HEADER,
         ],
         allow_credentials=True,
         expose_headers=["Location", "Retry-After", "Content-Disposition"],
@@ -132,6 +147,7 @@ def create_app(
 
     app = Litestar(
         route_handlers=[
+            AuthController,
             JobController,
             QueueController,
             CommandController,
@@ -148,6 +164,8 @@ def create_app(
             "readiness": Provide(provide_readiness, use_cache=True, sync_to_thread=False),
             "caller": Provide(provide_caller, sync_to_thread=False),
         },
+        guards=[authorize],
+        state=State({"chronicle": chronicle}),
         exception_handlers=exception_handlers(),
         openapi_config=openapi_config(),
         # The process configures structlog (infrastructure.logging); Litestar must not
@@ -161,13 +179,34 @@ def create_app(
         cors_config=cors_config(chronicle.settings.cors_origins),
     )
     _document_unsupported_media_type(app)
+    _document_security(app)
     return app
+
+
+def _http_handlers(app: Litestar) -> list[tuple[str, HTTPRouteHandler]]:
+    return [
+        (route.path, handler)
+        for route in app.routes
+        for handler in getattr(route, "route_handlers", ())
+        if isinstance(handler, HTTPRouteHandler)
+    ]
+
+
+def _document_security(app: Litestar) -> None:
+    """Every guarded route states the security schemes and its 401 and 403 in /schema; an
+    unsafe route that states no action is a bug, refused here rather than guessed at."""
+    for path, handler in _http_handlers(app):
+        if is_public_handler(handler, path):
+            continue
+        if route_action(handler) is None:
+            raise RuntimeError(f"{sorted(handler.http_methods)} {path} states no action")
+        handler.security = SECURITY
+        handler.responses = {**error_responses(401, 403), **(handler.responses or {})}
 
 
 def _document_unsupported_media_type(app: Litestar) -> None:
     """Every route that takes a body may answer 415 (`check_request` refuses other content
     types): /schema says so, next to the errors each route declares."""
-    for route in app.routes:
-        for handler in getattr(route, "route_handlers", ()):
-            if isinstance(handler, HTTPRouteHandler) and body_media_type(handler) is not None:
-                handler.responses = {**(handler.responses or {}), **error_responses(415)}
+    for _, handler in _http_handlers(app):
+        if body_media_type(handler) is not None:
+            handler.responses = {**(handler.responses or {}), **error_responses(415)}

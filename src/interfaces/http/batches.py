@@ -13,7 +13,9 @@ from litestar.params import JSONBody
 
 from application.batches import BatchRequest
 from application.jobs import DispatchRequest
+from domain.principals import Action
 from interfaces.bootstrap import Chronicle
+from interfaces.http.auth import ACTION
 from interfaces.http.dependencies import Caller, IdempotencyKeyHeader, parse_id
 from interfaces.http.errors import error_responses
 from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit, id_path
@@ -67,6 +69,7 @@ class BatchController(Controller):
 
     @post(
         "/",
+        opt={ACTION: Action.MANAGE_BATCHES},
         operation_id="createBatch",
         summary="Create a batch",
         description=(
@@ -164,6 +167,7 @@ class BatchController(Controller):
 
     @post(
         "/{batch_id:str}/jobs",
+        opt={ACTION: Action.MANAGE_BATCHES},
         operation_id="addBatchJobs",
         summary="Add jobs to a batch",
         description=(
@@ -190,6 +194,7 @@ class BatchController(Controller):
 
     @post(
         "/{batch_id:str}/cancel",
+        opt={ACTION: Action.MANAGE_BATCHES},
         operation_id="cancelBatch",
         summary="Cancel a batch",
         description=(
@@ -217,6 +222,7 @@ class BatchController(Controller):
 
     @post(
         "/{batch_id:str}/retry-failed",
+        opt={ACTION: Action.MANAGE_BATCHES},
         operation_id="retryBatchFailedJobs",
         summary="Retry a batch's failed jobs",
         description=(

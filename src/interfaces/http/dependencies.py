@@ -1,26 +1,21 @@
-"""Who is calling and for which tenant: read from headers, checked, injected into handlers."""
+"""Who is calling and for which tenant (authenticated by `interfaces.http.auth`), injected into
+handlers; ids of the path."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
+from litestar import Request
 from litestar.exceptions import ClientException
 from litestar.params import HeaderParameter
 
 from domain.idempotency import MAX_KEY_LENGTH as MAX_IDEMPOTENCY_KEY
-from domain.shared import DEFAULT_TENANT, ValidationError
+from domain.principals import Principal
+from domain.shared import DEFAULT_TENANT, TENANT_PATTERN, ValidationError
 
-USER_HEADER = "X-Chronicle-User"
 TENANT_HEADER = "X-Chronicle-Tenant"
-DEFAULT_USER = "api"
-TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-MAX_USER_LENGTH = 200
-#: The user header as the OpenAPI document states it: printable ASCII, not blank (the check
-#: also takes other printable Latin-1 characters and strips surrounding spaces).
-USER_PATTERN = r"^[ -~]*[!-~][ -~]*$"
 
 
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -45,58 +40,56 @@ IdempotencyKeyHeader = Annotated[
 
 @dataclass(frozen=True)
 class Caller:
-    """The identity recorded on the events a request causes, and the tenant it may see."""
+    """Who makes the request (recorded on the events it causes) and the tenant it acts for."""
 
-    user: str
+    principal: Principal
     tenant: str
 
+    @property
+    def user(self) -> str:
+        """The actor recorded on events: `user:ada`, `token:ci-deploy`."""
+        return self.principal.actor
 
-def _bad_header(header: str, problem: str) -> ClientException:
+
+def bad_header(header: str, problem: str) -> ClientException:
     return ClientException(
         detail=f"{header} {problem}",
         extra=[{"key": header, "message": problem, "source": "header"}],
     )
 
 
+def requested_tenant(raw: str | None, principal: Principal) -> str:
+    """The tenant a request acts for: the `X-Chronicle-Tenant` header, else the tenant the
+    principal is bound to, else `default`; a malformed name is a 400."""
+    tenant = raw if raw is not None else principal.tenant or DEFAULT_TENANT
+    if not TENANT_PATTERN.fullmatch(tenant):
+        raise bad_header(
+            TENANT_HEADER,
+            f"must match {TENANT_PATTERN.pattern} "
+            "(lower-case letters, digits, '_' and '-', at most 63 characters)",
+        )
+    return tenant
+
+
 def provide_caller(
-    user: Annotated[
-        str | None,
-        HeaderParameter(
-            name=USER_HEADER,
-            description=(
-                f"Who makes the request, recorded on its events (default `{DEFAULT_USER}`): 1 "
-                f"to {MAX_USER_LENGTH} printable characters."
-            ),
-            required=False,
-            # Stated, not enforced here: `provide_caller` checks it and names the header.
-            schema_extra={"pattern": USER_PATTERN, "max_length": MAX_USER_LENGTH},
-        ),
-    ] = None,
+    request: Request[Any, Any, Any],
     tenant: Annotated[
         str | None,
         HeaderParameter(
             name=TENANT_HEADER,
             description=(
-                f"Tenant whose jobs the request sees (default `{DEFAULT_TENANT}`); "
-                "lower-case letters, digits, `_` and `-`."
+                f"Tenant the request acts for (default: the one the token or account is bound "
+                f"to, else `{DEFAULT_TENANT}`); lower-case letters, digits, `_` and `-`. A "
+                "principal bound to a tenant that names another gets 403."
             ),
             required=False,
             schema_extra={"pattern": TENANT_PATTERN.pattern},
         ),
     ] = None,
 ) -> Caller:
-    """The caller of this request; a malformed tenant or user header is a 400."""
-    user = DEFAULT_USER if user is None else user.strip()
-    if not user or len(user) > MAX_USER_LENGTH or not user.isprintable():
-        raise _bad_header(USER_HEADER, f"must be 1 to {MAX_USER_LENGTH} printable characters")
-    tenant = DEFAULT_TENANT if tenant is None else tenant
-    if not TENANT_PATTERN.fullmatch(tenant):
-        raise _bad_header(
-            TENANT_HEADER,
-            f"must match {TENANT_PATTERN.pattern} "
-            "(lower-case letters, digits, '_' and '-', at most 63 characters)",
-        )
-    return Caller(user=user, tenant=tenant)
+    """The caller the guard (`interfaces.http.auth.authorize`) authenticated and checked."""
+    del tenant  # read and checked by the guard, declared here for the OpenAPI document
+    return Caller(principal=request.state.principal, tenant=request.state.tenant)
 
 
 def parse_id(raw: str, what: str, *, field: str = "id") -> UUID:

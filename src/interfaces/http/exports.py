@@ -12,7 +12,9 @@ from litestar.params import JSONBody
 from litestar.response import File
 
 from domain.export import ExportFormat
+from domain.principals import Action
 from interfaces.bootstrap import Chronicle
+from interfaces.http.auth import ACTION
 from interfaces.http.dependencies import Caller, parse_id
 from interfaces.http.errors import error_responses
 from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit, id_path
@@ -45,6 +47,7 @@ class ExportController(Controller):
 
     @post(
         "/",
+        opt={ACTION: Action.EXPORT},
         operation_id="requestExport",
         summary="Request an export",
         description=(

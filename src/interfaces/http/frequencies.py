@@ -9,7 +9,9 @@ from litestar.params import JSONBody
 
 from application.frequencies import HELPERS_CATALOGUE, MAX_PREVIEW, preview
 from application.schedules import build_frequency
+from domain.principals import Action
 from interfaces.bootstrap import Chronicle
+from interfaces.http.auth import ACTION
 from interfaces.http.errors import error_responses
 from interfaces.http.schemas.frequencies import FrequencyPreview, HelperEntry, PreviewFrequency
 
@@ -38,6 +40,7 @@ class FrequencyController(Controller):
 
     @post(
         "/preview",
+        opt={ACTION: Action.READ},
         operation_id="previewFrequency",
         summary="Preview a frequency",
         description=(

@@ -9,6 +9,7 @@ from litestar import Controller, Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 
+from interfaces.http.auth import PUBLIC
 from interfaces.http.schemas.health import CheckResult, HealthStatus, ReadyStatus
 
 log = structlog.get_logger("chronicle.http")
@@ -52,6 +53,7 @@ class HealthController(Controller):
 
     @get(
         "/health",
+        opt={PUBLIC: True},
         operation_id="getHealth",
         summary="Liveness",
         description="200 while the process can answer; it checks nothing else.",
@@ -62,6 +64,7 @@ class HealthController(Controller):
 
     @get(
         "/ready",
+        opt={PUBLIC: True},
         operation_id="getReadiness",
         summary="Readiness",
         description=(

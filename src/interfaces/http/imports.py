@@ -21,8 +21,10 @@ from application.imports.importers import describe_errors
 from application.imports.service import ImportRequest, import_job_id
 from application.imports.view import FailedImportRow, ImportFilter, ImportRow
 from domain.data_import import ImportStatus
+from domain.principals import Action
 from domain.shared import ValidationError
 from interfaces.bootstrap import Chronicle
+from interfaces.http.auth import ACTION
 from interfaces.http.dependencies import Caller, parse_id
 from interfaces.http.errors import error_responses
 from interfaces.http.inputs import decode_json_field
@@ -231,6 +233,7 @@ class ImportController(Controller):
 
     @post(
         "/",
+        opt={ACTION: Action.IMPORT},
         operation_id="startImport",
         summary="Upload a CSV file to import",
         description=(
@@ -416,6 +419,7 @@ class ImportController(Controller):
 
     @post(
         "/{import_id:str}/cancel",
+        opt={ACTION: Action.IMPORT},
         operation_id="cancelImport",
         summary="Cancel an import",
         description=(
@@ -443,6 +447,7 @@ class ImportController(Controller):
 
     @post(
         "/{import_id:str}/retry-failed",
+        opt={ACTION: Action.IMPORT},
         operation_id="retryImportFailedRows",
         summary="Run failed rows again, optionally corrected",
         description=(

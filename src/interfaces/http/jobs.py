@@ -16,8 +16,10 @@ from litestar.params import JSONBody, PathParameter, QueryParameter
 from application.jobs import DispatchRequest
 from application.views.jobs import FailedJobFilter, JobFilter
 from domain.job import QUEUES, JobStatus
+from domain.principals import Action
 from domain.shared import ValidationError
 from interfaces.bootstrap import Chronicle
+from interfaces.http.auth import ACTION
 from interfaces.http.dependencies import Caller, IdempotencyKeyHeader, parse_id
 from interfaces.http.errors import error_responses
 from interfaces.http.schemas.common import (
@@ -161,6 +163,7 @@ class JobController(Controller):
 
     @post(
         "/",
+        opt={ACTION: Action.DISPATCH},
         operation_id="dispatchJob",
         summary="Dispatch a job",
         description=(
@@ -339,6 +342,7 @@ class JobController(Controller):
 
     @post(
         "/failed/retry",
+        opt={ACTION: Action.RETRY},
         operation_id="retryFailedJobs",
         summary="Retry failed jobs in bulk",
         description=(
@@ -372,6 +376,7 @@ class JobController(Controller):
 
     @delete(
         "/failed/{job_id:str}",
+        opt={ACTION: Action.FORGET},
         operation_id="forgetFailedJob",
         summary="Forget a failed job",
         description=(
@@ -418,6 +423,7 @@ class JobController(Controller):
 
     @post(
         "/{job_id:str}/retry",
+        opt={ACTION: Action.RETRY},
         operation_id="retryJob",
         summary="Retry a failed job",
         description="Gives a failed job a new round of attempts; any other state is a 409.",
@@ -455,6 +461,7 @@ class JobController(Controller):
 
     @post(
         "/{job_id:str}/comments",
+        opt={ACTION: Action.COMMENT},
         operation_id="addJobComment",
         summary="Comment on a job",
         description=(
@@ -481,6 +488,7 @@ class JobController(Controller):
 
     @post(
         "/{job_id:str}/cancel",
+        opt={ACTION: Action.CANCEL},
         operation_id="cancelJob",
         summary="Cancel a job",
         description=(

@@ -10,8 +10,10 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import JSONBody, PathParameter
 from msgspec import UNSET
 
+from domain.principals import Action
 from domain.queue_control import QueueControl
 from interfaces.bootstrap import Chronicle
+from interfaces.http.auth import ACTION
 from interfaces.http.dependencies import Caller
 from interfaces.http.errors import error_responses
 from interfaces.http.schemas.common import QUEUE_NAMES, utc
@@ -108,6 +110,7 @@ class QueueController(Controller):
 
     @post(
         "/pause",
+        opt={ACTION: Action.CONTROL_QUEUES},
         operation_id="pauseAllQueues",
         summary="Pause every queue (maintenance)",
         description=(
@@ -132,6 +135,7 @@ class QueueController(Controller):
 
     @post(
         "/resume",
+        opt={ACTION: Action.CONTROL_QUEUES},
         operation_id="resumeAllQueues",
         summary="Lift the maintenance pause",
         description=(
@@ -150,6 +154,7 @@ class QueueController(Controller):
 
     @post(
         "/{queue:str}/pause",
+        opt={ACTION: Action.CONTROL_QUEUES},
         operation_id="pauseQueue",
         summary="Pause a queue",
         description="Already paused is a 409, an unknown queue a 422. " + _PAUSE_EFFECT,
@@ -172,6 +177,7 @@ class QueueController(Controller):
 
     @post(
         "/{queue:str}/resume",
+        opt={ACTION: Action.CONTROL_QUEUES},
         operation_id="resumeQueue",
         summary="Resume a paused queue",
         description=(

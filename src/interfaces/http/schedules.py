@@ -12,7 +12,9 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, QueryParameter
 
 from application.schedules import ScheduleRequest
+from domain.principals import Action
 from interfaces.bootstrap import Chronicle
+from interfaces.http.auth import ACTION
 from interfaces.http.dependencies import Caller, parse_id
 from interfaces.http.errors import error_responses
 from interfaces.http.jobs import MAX_LIMIT, Cursor, Limit, id_path
@@ -67,6 +69,7 @@ class ScheduleController(Controller):
 
     @post(
         "/",
+        opt={ACTION: Action.MANAGE_SCHEDULES},
         operation_id="createSchedule",
         summary="Create a schedule",
         description=(
@@ -172,6 +175,7 @@ class ScheduleController(Controller):
 
     @patch(
         "/{schedule_id:str}",
+        opt={ACTION: Action.MANAGE_SCHEDULES},
         operation_id="editSchedule",
         summary="Edit a schedule",
         description=(
@@ -208,6 +212,7 @@ class ScheduleController(Controller):
 
     @delete(
         "/{schedule_id:str}",
+        opt={ACTION: Action.MANAGE_SCHEDULES},
         operation_id="deleteSchedule",
         summary="Delete a schedule",
         description="No more ticks; the schedule and its runs are no longer shown.",
@@ -228,6 +233,7 @@ class ScheduleController(Controller):
 
     @post(
         "/{schedule_id:str}/pause",
+        opt={ACTION: Action.MANAGE_SCHEDULES},
         operation_id="pauseSchedule",
         summary="Pause a schedule",
         description="Its ticks are skipped until it is resumed; already paused is a 409.",
@@ -248,6 +254,7 @@ class ScheduleController(Controller):
 
     @post(
         "/{schedule_id:str}/resume",
+        opt={ACTION: Action.MANAGE_SCHEDULES},
         operation_id="resumeSchedule",
         summary="Resume a paused schedule",
         description="It runs again from its next due time; a schedule not paused is a 409.",
@@ -268,6 +275,7 @@ class ScheduleController(Controller):
 
     @post(
         "/{schedule_id:str}/run",
+        opt={ACTION: Action.MANAGE_SCHEDULES},
         operation_id="runScheduleNow",
         summary="Run a schedule now",
         description=(
@@ -336,6 +344,7 @@ class ScheduleController(Controller):
 
     @post(
         "/{schedule_id:str}/comments",
+        opt={ACTION: Action.COMMENT},
         operation_id="addScheduleComment",
         summary="Comment on a schedule",
         description=(
