@@ -206,6 +206,8 @@ class Sessions:
             return None
         principal = self._authenticator.account(record.account, stamp=record.stamp)
         if principal is None:
+            # Ended for good: enabling the account again does not bring the session back.
+            self._store.remove(record.key)
             return None
         if now - record.last_seen >= TOUCH_EVERY:
             self._store.touch(record.key, now)

@@ -12,7 +12,7 @@ from litestar.testing import TestClient
 
 from domain.batch import CallbackKind, callback_job_id
 from interfaces.bootstrap import Chronicle
-from interfaces.http import create_app
+from tests.integration.conftest import api_client, bearer
 from tests.integration.test_batches import Harness
 from tests.unit.fakes import FakeQueue
 
@@ -20,7 +20,7 @@ pytestmark = pytest.mark.integration
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
 
-ACME = {"X-Chronicle-Tenant": "acme", "X-Chronicle-User": "alice"}
+ACME = {"X-Chronicle-Tenant": "acme"}
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def h(chronicle: Chronicle) -> Harness:
 
 @pytest.fixture
 def client(chronicle: Chronicle) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(chronicle)) as test_client:
+    with api_client(chronicle) as test_client:
         yield test_client
 
 
@@ -45,7 +45,9 @@ def create(
     return created
 
 
-def test_create_then_follow_a_batch_to_its_end(client: TestClient[Litestar], h: Harness):
+def test_create_then_follow_a_batch_to_its_end(
+    client: TestClient[Litestar], h: Harness, chronicle: Chronicle
+):
     response = client.post(
         "/api/batches",
         json={
@@ -58,7 +60,7 @@ def test_create_then_follow_a_batch_to_its_end(client: TestClient[Litestar], h: 
             "then": "demo:echo then",
             "finally": "demo:echo finally",
         },
-        headers=ACME,
+        headers={**ACME, **bearer(chronicle, "alice")},
     )
     assert response.status_code == 201, response.text
     body = response.json()
@@ -71,7 +73,7 @@ def test_create_then_follow_a_batch_to_its_end(client: TestClient[Litestar], h: 
         3,
         0,
     )
-    assert body["created_by"] == "alice"
+    assert body["created_by"] == "token:alice"
     assert body["callbacks"] == {
         "then": {"command_line": "demo:echo then", "job_id": None, "job": None},
         "finally": {"command_line": "demo:echo finally", "job_id": None, "job": None},
@@ -87,7 +89,7 @@ def test_create_then_follow_a_batch_to_its_end(client: TestClient[Litestar], h: 
         "demo:echo two --upper",
         "demo:noop",
     ]
-    assert {job["requested_by"] for job in jobs} == {"alice"}
+    assert {job["requested_by"] for job in jobs} == {"token:alice"}
     h.run()
     detail = client.get(f"/api/batches/{batch_id}", headers=ACME).json()
     then_id = str(callback_job_id(UUID(batch_id), CallbackKind.THEN))
@@ -149,7 +151,9 @@ def test_list_pages_newest_first(client: TestClient[Litestar], h: Harness):
     assert client.get("/api/batches", params={"limit": 0}).status_code == 400
 
 
-def test_cancel_add_jobs_and_retry_failed(client: TestClient[Litestar], h: Harness):
+def test_cancel_add_jobs_and_retry_failed(
+    client: TestClient[Litestar], h: Harness, chronicle: Chronicle
+):
     batch_id = create(
         client,
         name="mail",
@@ -159,7 +163,7 @@ def test_cancel_add_jobs_and_retry_failed(client: TestClient[Litestar], h: Harne
     added = client.post(
         f"/api/batches/{batch_id}/jobs",
         json={"jobs": [{"command_line": "demo:echo c"}]},
-        headers={"X-Chronicle-User": "carol"},
+        headers=bearer(chronicle, "carol"),
     )
     assert added.status_code == 201, added.text
     assert len(added.json()["job_ids"]) == 1
@@ -168,7 +172,7 @@ def test_cancel_add_jobs_and_retry_failed(client: TestClient[Litestar], h: Harne
     body = response.json()
     assert (body["cancelled"], body["cancelled_by"], body["cancel_reason"]) == (
         True,
-        "api",
+        "token:tester",
         "wrong list",
     )
     assert body["total"] == 3

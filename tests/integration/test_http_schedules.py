@@ -16,8 +16,7 @@ from litestar.testing import TestClient
 from application.builtin_commands import register_builtins
 from application.commands import CommandRegistry
 from interfaces.bootstrap import Chronicle, bootstrap
-from interfaces.http import create_app
-from tests.integration.conftest import make_settings
+from tests.integration.conftest import api_client, bearer, make_settings
 from tests.unit.fakes import FakeClock, FakeQueue
 
 pytestmark = pytest.mark.integration
@@ -25,7 +24,7 @@ pytestmark = pytest.mark.integration
 # Input checks do not depend on the storage: run them on SQLite only, to keep the suite fast.
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
 
-ACME = {"X-Chronicle-Tenant": "acme", "X-Chronicle-User": "alice"}
+ACME = {"X-Chronicle-Tenant": "acme"}
 # Monday 5 January 2026, 10:00 UTC (11:00 in Rome).
 MONDAY = datetime(2026, 1, 5, 10, 0, tzinfo=UTC)
 DAILY_13 = [{"name": "dailyAt", "args": ["13:00"]}]
@@ -52,7 +51,7 @@ def chronicle(
 
 @pytest.fixture
 def client(chronicle: Chronicle) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(chronicle)) as test_client:
+    with api_client(chronicle) as test_client:
         yield test_client
 
 
@@ -85,7 +84,7 @@ def test_create_from_a_command_line_and_helpers_then_read_it_before_and_after_pr
             "helpers": [{"name": "weekdays"}, {"name": "dailyAt", "args": ["13:00"]}],
             "timezone": "Europe/Rome",
         },
-        headers=ACME,
+        headers={**ACME, **bearer(chronicle, "alice")},
     )
     assert response.status_code == 201, response.text
     body = response.json()
@@ -93,7 +92,7 @@ def test_create_from_a_command_line_and_helpers_then_read_it_before_and_after_pr
     location = f"/api/schedules/{schedule_id}"
     assert response.headers["location"] == location
     history = body.pop("history")
-    assert [(h["event"], h["by"]) for h in history] == [("created", "alice")]
+    assert [(h["event"], h["by"]) for h in history] == [("created", "token:alice")]
     assert body == {
         "id": schedule_id,
         "seq": None,
@@ -123,7 +122,7 @@ def test_create_from_a_command_line_and_helpers_then_read_it_before_and_after_pr
         "next_due_local": "2026-01-05T13:00:00+01:00",
         "next_due_dst": None,
         "last_run": None,
-        "created_by": "alice",
+        "created_by": "token:alice",
         "created_at": "2026-01-05T10:00:00Z",
         "updated_at": "2026-01-05T10:00:00Z",
         "version": 1,
@@ -172,7 +171,7 @@ def test_create_from_command_arguments_and_a_cron_expression_with_seconds(
     assert body["missed_runs"] == "run_once"
     assert body["next_due_at"] == "2026-01-05T10:00:15Z"
     assert body["next_due_local"] == "2026-01-05T10:00:15+00:00"
-    assert body["created_by"] == "api"
+    assert body["created_by"] == "token:tester"
 
     project(chronicle)
     assert client.get(f"/api/schedules/{body['id']}").json()["next_due_at"] == (
@@ -258,7 +257,7 @@ def test_patch_changes_the_frequency_and_the_next_due_time(
     edited = client.patch(
         path,
         json={"timezone": "America/New_York", "name": "renamed", "command_line": "demo:noop"},
-        headers={"X-Chronicle-User": "bob"},
+        headers=bearer(chronicle, "bob"),
     ).json()
     assert edited["next_due_local"] == "2026-01-05T15:30:00-05:00"
     assert edited["next_due_at"] == "2026-01-05T20:30:00Z"
@@ -338,20 +337,20 @@ def test_run_now_starts_a_job_that_shows_in_the_runs(
     schedule_id = create(client, ACME, **ECHO, expression="0 0 1 1 *", active=False)["id"]
     path = f"/api/schedules/{schedule_id}"
 
-    response = client.post(f"{path}/run", headers=ACME)
+    response = client.post(f"{path}/run", headers={**ACME, **bearer(chronicle, "alice")})
     assert response.status_code == 202, response.text
     job_id = response.json()["job_id"]
     assert response.json() == {"job_id": job_id, "links": {"job": f"/api/jobs/{job_id}"}}
     job = client.get(f"/api/jobs/{job_id}", headers=ACME)
     assert job.status_code == 200
-    assert (job.json()["schedule_id"], job.json()["requested_by"]) == (schedule_id, "alice")
+    assert (job.json()["schedule_id"], job.json()["requested_by"]) == (schedule_id, "token:alice")
     assert job.json()["command_line"] == "demo:echo hi"
     assert client.get(f"/api/schedules/{job_id}", headers=ACME).status_code == 404  # a job's id
 
     project(chronicle)  # includes the outbox relay: the job's message is sent
     [run] = client.get(f"{path}/runs", headers=ACME).json()["items"]
     assert run["job_id"] == job_id
-    assert (run["manual"], run["status"], run["triggered_by"]) == (True, "waiting", "alice")
+    assert (run["manual"], run["status"], run["triggered_by"]) == (True, "waiting", "token:alice")
     assert run["due_at"] == run["triggered_at"] == "2026-01-05T10:00:00Z"
     assert run["skip_reason"] is None
     schedule = client.get(path, headers=ACME).json()
@@ -387,19 +386,21 @@ def test_comments(client: TestClient[Litestar], chronicle: Chronicle, clock: Fak
     path = f"/api/schedules/{schedule_id}/comments"
     assert client.get(path).json() == []
     response = client.post(
-        path, json={"text": "moved to 13:00"}, headers=ACME | {"X-Chronicle-Tenant": "default"}
+        path,
+        json={"text": "moved to 13:00"},
+        headers=ACME | {"X-Chronicle-Tenant": "default"} | bearer(chronicle, "alice"),
     )
     assert response.status_code == 201, response.text
     first = response.json()
     assert first == {
         "id": first["id"],
-        "author": "alice",
+        "author": "token:alice",
         "text": "moved to 13:00",
         "at": "2026-01-05T10:00:00Z",
     }
     clock.advance(60)
     second = client.post(path, json={"text": "ok"}).json()
-    assert (second["author"], second["at"]) == ("api", "2026-01-05T10:01:00Z")
+    assert (second["author"], second["at"]) == ("token:tester", "2026-01-05T10:01:00Z")
     assert client.get(path).json() == [first, second]
     project(chronicle)
     assert client.get(path).json() == [first, second]
@@ -738,18 +739,18 @@ def test_schedule_detail_shows_who_changed_what(client, chronicle):
     created = client.post(
         "/api/schedules",
         json={"name": "audit", "command_line": "demo:noop", "expression": "0 * * * *"},
-        headers={"X-Chronicle-User": "ana"},
+        headers=bearer(chronicle, "ana"),
     ).json()
     client.patch(
         f"/api/schedules/{created['id']}",
         json={"queue": "high"},
-        headers={"X-Chronicle-User": "bo"},
+        headers=bearer(chronicle, "bo"),
     )
-    client.post(f"/api/schedules/{created['id']}/pause", headers={"X-Chronicle-User": "cy"})
+    client.post(f"/api/schedules/{created['id']}/pause", headers=bearer(chronicle, "cy"))
     history = client.get(f"/api/schedules/{created['id']}").json()["history"]
     assert [(h["event"], h["by"]) for h in history] == [
-        ("created", "ana"),
-        ("edited", "bo"),
-        ("paused", "cy"),
+        ("created", "token:ana"),
+        ("edited", "token:bo"),
+        ("paused", "token:cy"),
     ]
     assert history[1]["changes"] == {"queue": {"from": "default", "to": "high"}}

@@ -27,14 +27,13 @@ from domain.shared import InvalidTransitionError
 from infrastructure.read_models.queue_metrics import queue_metrics_store
 from interfaces.bootstrap import Chronicle, bootstrap
 from interfaces.cli.main import cli
-from interfaces.http import create_app
-from tests.integration.conftest import make_settings
+from tests.integration.conftest import api_client, bearer, make_settings
 from tests.unit.fakes import FakeClock, FakeQueue
 
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
-ACME = {"X-Chronicle-Tenant": "acme", "X-Chronicle-User": "alice"}
+ACME = {"X-Chronicle-Tenant": "acme"}
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
 
 
@@ -57,7 +56,7 @@ def app(
 
 @pytest.fixture
 def client(app: Chronicle) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(app)) as test_client:
+    with api_client(app) as test_client:
         yield test_client
 
 
@@ -285,13 +284,13 @@ def test_get_queues_keeps_the_counts_and_adds_pauses_and_activity(
 
 
 def test_pause_and_resume_over_http(client: TestClient[Litestar], app: Chronicle):
-    headers = {"X-Chronicle-User": "alice"}
+    headers = bearer(app, "alice")
     paused = client.post("/api/queues/default/pause", json={"reason": "deploy"}, headers=headers)
     assert paused.status_code == 200, paused.text
     assert paused.json() == {
         "queue": "default",
         "paused": True,
-        "pause": {"by": "alice", "reason": "deploy", "at": "2026-01-05T12:00:00Z"},
+        "pause": {"by": "token:alice", "reason": "deploy", "at": "2026-01-05T12:00:00Z"},
         # No worker runs in this test: none has to act on the pause first.
         "held": True,
         "pending_workers": [],
@@ -299,18 +298,18 @@ def test_pause_and_resume_over_http(client: TestClient[Litestar], app: Chronicle
     again = client.post("/api/queues/default/pause")
     assert again.status_code == 409
     assert again.json()["message"] == "queue 'default' is already paused"
-    maintenance = client.post("/api/queues/pause", headers={"X-Chronicle-User": "bob"})
+    maintenance = client.post("/api/queues/pause", headers=bearer(app, "bob"))
     assert maintenance.status_code == 200
     assert maintenance.json()["queue"] is None
     project(app)
     body = client.get("/api/queues").json()
     assert body["paused"] is True
-    assert body["pause"]["by"] == "bob"
+    assert body["pause"]["by"] == "token:bob"
     assert body["queues"]["default"]["paused"] is True
     assert body["queues"]["default"]["pause"]["reason"] == "deploy"
     assert body["queues"]["high"]["paused"] is False
 
-    resumed = client.post("/api/queues/default/resume", headers={"X-Chronicle-User": "carol"})
+    resumed = client.post("/api/queues/default/resume", headers=bearer(app, "carol"))
     assert resumed.json() == {"queue": "default", "paused": False, "pause": None}
     assert client.post("/api/queues/resume").json()["paused"] is False
     assert client.post("/api/queues/resume").status_code == 409
@@ -321,10 +320,10 @@ def test_pause_and_resume_over_http(client: TestClient[Litestar], app: Chronicle
     assert not any(q["paused"] for q in body["queues"].values())
     events = list(app.events.events.get(queue_control_id("default")))
     assert [(type(e).__name__, e.queue, e.by) for e in events[1:]] == [
-        ("Paused", "default", "alice"),
-        ("Paused", None, "bob"),
-        ("Resumed", "default", "carol"),
-        ("Resumed", None, "api"),
+        ("Paused", "default", "token:alice"),
+        ("Paused", None, "token:bob"),
+        ("Resumed", "default", "token:carol"),
+        ("Resumed", None, "token:tester"),
     ]
 
 

@@ -15,10 +15,12 @@ import pytest
 
 from application.principals import (
     FIRST_ADMIN,
+    FRESH_FOR,
     AccountService,
     Authenticator,
     TokenService,
     create_first_admin,
+    password_stamp,
     validate_password,
 )
 from application.views.principals import AccountRow, PrincipalsProjection, TokenRow
@@ -103,7 +105,7 @@ class World:
         self.position = 0
         self.accounts = AccountService(self.events, self.clock, self.hasher)
         self.tokens = TokenService(self.events, self.clock, self.read_model)
-        self.auth = Authenticator(self.read_model, self.hasher, self.clock)
+        self.auth = Authenticator(self.events, self.hasher, self.clock)
 
     def project(self) -> None:
         projection = PrincipalsProjection()
@@ -356,13 +358,102 @@ def test_bad_revoked_expired_and_malformed_tokens_are_refused(world):
     assert world.auth.token(good) is None  # expired at exactly its expiry time
 
 
-def test_a_revoked_token_is_refused(world):
+def test_a_token_works_before_the_read_model_is_projected(world):
     issued = world.tokens.create(name="ci", role=Role.VIEWER, by="cli:root")
-    world.project()
-    assert world.auth.token(issued.token) is not None
+    world.accounts.create(name="ada", password=PASSWORD, role=Role.VIEWER, by="cli:root")
+    assert world.read_model.token(issued.token_id) is None  # nothing projected
+    assert world.read_model.account("ada") is None
+    assert world.auth.token(issued.token) == Principal(PrincipalKind.TOKEN, "ci", Role.VIEWER)
+    assert world.auth.password("ada", PASSWORD) is not None
+    assert world.auth.account("ada") == Principal(PrincipalKind.USER, "ada", Role.VIEWER)
+    assert world.auth.stamp("ada") == password_stamp(world.accounts.get("ada").password_hash)
+
+
+def test_a_revoked_token_is_trusted_for_fresh_for_then_refused(world):
+    issued = world.tokens.create(name="ci", role=Role.VIEWER, by="cli:root")
+    assert world.auth.token(issued.token) is not None  # read now, at T0
     world.tokens.revoke("ci", by="cli:root")
-    world.project()
+    assert world.auth.token(issued.token) is not None  # what was read is trusted ...
+    world.clock.advance(FRESH_FOR.total_seconds() - 0.001)
+    assert world.auth.token(issued.token) is not None  # ... for fresh_for
+    world.clock.advance(0.001)
+    assert world.auth.token(issued.token) is None  # read again: revoked
+    world.clock.advance(60)
     assert world.auth.token(issued.token) is None
+
+
+def test_a_token_revoked_before_its_first_read_is_refused_at_once(world):
+    issued = world.tokens.create(name="ci", role=Role.VIEWER, by="cli:root")
+    world.tokens.revoke("ci", by="cli:root")
+    assert world.auth.token(issued.token) is None
+
+
+def test_fresh_for_is_a_parameter(world):
+    auth = Authenticator(world.events, world.hasher, world.clock, fresh_for=timedelta(0))
+    issued = world.tokens.create(name="ci", role=Role.VIEWER, by="cli:root")
+    assert auth.token(issued.token) is not None
+    world.tokens.revoke("ci", by="cli:root")
+    assert auth.token(issued.token) is None  # nothing trusted: read every time
+
+
+def test_a_disabled_account_is_trusted_for_fresh_for_then_refused(world):
+    world.accounts.create(name="ada", password=PASSWORD, role=Role.OPERATOR, by="cli:root")
+    assert world.auth.account("ada") is not None
+    world.accounts.disable("ada", by="cli:root")
+    # A password is always checked against the account as it is now ...
+    assert world.auth.password("ada", PASSWORD) is None
+    world.accounts.enable("ada", by="cli:root")
+    assert world.auth.password("ada", PASSWORD) is not None  # read (and remembered) at T0
+    world.accounts.disable("ada", by="cli:root")
+    # ... but a session's account is trusted as last read for fresh_for.
+    assert world.auth.account("ada") is not None
+    world.clock.advance(FRESH_FOR.total_seconds() - 0.001)
+    assert world.auth.account("ada") is not None
+    world.clock.advance(0.001)
+    assert world.auth.account("ada") is None
+    world.accounts.enable("ada", by="cli:root")
+    assert world.auth.account("ada") is None  # a refusal is re-read only ...
+    world.clock.advance(FRESH_FOR.total_seconds())
+    assert world.auth.account("ada") is not None  # ... after fresh_for as well
+
+
+def test_a_changed_password_ends_the_old_stamp_after_fresh_for(world):
+    world.accounts.create(name="ada", password=PASSWORD, role=Role.VIEWER, by="cli:root")
+    old = world.auth.stamp("ada")
+    assert old is not None
+    assert world.auth.account("ada", stamp=old) is not None
+    world.accounts.change_password("ada", "a brand new password", by="user:ada")
+    assert world.auth.account("ada", stamp=old) is not None  # trusted as read
+    assert world.auth.stamp("ada") == old
+    world.clock.advance(FRESH_FOR.total_seconds())
+    assert world.auth.account("ada", stamp=old) is None
+    new = world.auth.stamp("ada")
+    assert new is not None
+    assert new != old
+    assert new == password_stamp(world.accounts.get("ada").password_hash)
+    assert world.auth.account("ada", stamp=new) is not None
+    assert world.auth.account("ada") is not None  # no stamp: not checked
+
+
+def test_account_refuses_a_stale_or_wrong_stamp_and_unknown_names(world):
+    world.accounts.create(name="ada", password=PASSWORD, role=Role.VIEWER, by="cli:root")
+    stamp = world.auth.stamp("ada")
+    assert stamp is not None
+    assert len(stamp) == 32
+    assert world.auth.account("Ada", stamp=stamp) is not None
+    assert world.auth.account("ada", stamp="0" * 32) is None
+    assert world.auth.account("ada", stamp="") is None
+    assert world.auth.account("ada", stamp=password_stamp("another hash")) is None
+    assert world.auth.account("bob") is None
+    assert world.auth.account("not a valid name!") is None
+    assert world.auth.stamp("bob") is None
+
+
+def test_the_password_stamp_is_a_short_digest_of_the_hash():
+    assert password_stamp("h1") == password_stamp("h1")
+    assert password_stamp("h1") != password_stamp("h2")
+    assert len(password_stamp("h1")) == 32
+    assert "h1" not in password_stamp("h1")
 
 
 def test_a_password_signs_in_an_enabled_account_only(world):

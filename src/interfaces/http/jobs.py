@@ -466,7 +466,8 @@ class JobController(Controller):
         summary="Comment on a job",
         description=(
             'The body is `{"text": "…"}`: the note, 1 to 10,000 characters, not only white '
-            "space (else 422). It is signed by the caller (`X-Chronicle-User`) and timestamped; "
+            "space (else 422). It is signed by the caller (the request's principal, e.g. "
+            "`user:ada`) and timestamped; "
             "the answer is the comment as the list shows it."
         ),
         status_code=201,

@@ -34,7 +34,7 @@ _PAUSE_EFFECT = (
     "queue starts (jobs already running finish), and its jobs stay waiting, counted so, until "
     "it is resumed. If a worker does not confirm within 10 s the pause is still recorded and "
     "the answer is 202 with `held` false and the worker named in `pending_workers`. Recorded "
-    "with the caller (`X-Chronicle-User`) as `by`."
+    "with the caller (the request's principal, e.g. `user:ada`) as `by`."
 )
 #: How long a pause request waits for every live worker to act on the pause.
 HOLD_TIMEOUT_SECONDS = 10.0

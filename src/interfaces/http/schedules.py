@@ -349,7 +349,8 @@ class ScheduleController(Controller):
         summary="Comment on a schedule",
         description=(
             'The body is `{"text": "…"}`: the note, 1 to 10,000 characters, not only white '
-            "space (else 422). It is signed by the caller (`X-Chronicle-User`) and timestamped; "
+            "space (else 422). It is signed by the caller (the request's principal, e.g. "
+            "`user:ada`) and timestamped; "
             "the answer is the comment as the list shows it."
         ),
         status_code=201,

@@ -68,7 +68,7 @@ def schedule_path(schedule_id: UUID) -> str:
 
 class AddComment(Struct, forbid_unknown_fields=True, kw_only=True):
     """A note on a schedule or a job: `{"text": "…"}`, signed by the caller
-    (`X-Chronicle-User`)."""
+    (the request's principal, e.g. `user:ada`)."""
 
     text: Annotated[
         str,
