@@ -20,20 +20,19 @@ from application.views.jobs import FailedJobFilter
 from domain.job import Job
 from infrastructure.read_models.jobs import SqlJobsQueries
 from interfaces.bootstrap import Chronicle
-from interfaces.http import create_app
+from tests.integration.conftest import api_client, bearer
 
 pytestmark = pytest.mark.integration
 
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
 postgres_only = pytest.mark.parametrize("backend", ["postgres"])
 
-OP = {"X-Chronicle-User": "op"}
-ACME = {"X-Chronicle-Tenant": "acme", "X-Chronicle-User": "alice"}
+ACME = {"X-Chronicle-Tenant": "acme"}
 
 
 @pytest.fixture
 def client(chronicle: Chronicle) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(chronicle)) as test_client:
+    with api_client(chronicle) as test_client:
         yield test_client
 
 
@@ -224,11 +223,12 @@ def test_forget_takes_a_job_off_the_failed_list_but_keeps_its_history(
 ):
     [gone, kept] = map(str, save_failed(chronicle, 2, at=chronicle.clock.now()))
     project(chronicle)
+    op = bearer(chronicle, "op")
 
-    response = client.delete(f"/api/jobs/failed/{gone}", headers=OP)
+    response = client.delete(f"/api/jobs/failed/{gone}", headers=op)
     assert response.status_code == 204, response.text
     assert response.content == b""
-    again = client.delete(f"/api/jobs/failed/{gone}", headers=OP)
+    again = client.delete(f"/api/jobs/failed/{gone}", headers=op)
     assert again.status_code == 409
     assert "already forgotten" in again.json()["message"]
 
@@ -240,7 +240,7 @@ def test_forget_takes_a_job_off_the_failed_list_but_keeps_its_history(
     }
     assert (listed[gone]["forgotten"], listed[kept]["forgotten"]) == (True, False)
     timeline = client.get(f"/api/jobs/{gone}").json()["timeline"]
-    assert (timeline[-1]["event"], timeline[-1]["actor"]) == ("forgotten", "op")
+    assert (timeline[-1]["event"], timeline[-1]["actor"]) == ("forgotten", "token:op")
     # Bulk retry passes over it: it is not on the list.
     assert client.post("/api/jobs/failed/retry").json() == {"retried": 1, "skipped": 0}
 
@@ -257,17 +257,17 @@ def test_retry_one_links_the_failure_and_the_operator(
     client: TestClient[Litestar], chronicle: Chronicle
 ):
     [job_id] = save_failed(chronicle, 1, at=chronicle.clock.now())
-    response = client.post(f"/api/jobs/{job_id}/retry", headers=OP)
+    response = client.post(f"/api/jobs/{job_id}/retry", headers=bearer(chronicle, "op"))
     assert response.status_code == 202
     assert response.json()["status"] == "waiting"
     assert client.post(f"/api/jobs/{job_id}/retry").status_code == 409
     project(chronicle)
     retried = client.get(f"/api/jobs/{job_id}").json()["timeline"][-1]
-    assert (retried["event"], retried["actor"]) == ("retried", "op")
+    assert (retried["event"], retried["actor"]) == ("retried", "token:op")
     # Which failure it retries: the attempts used up before it; the new limit follows from it.
     assert retried["details"]["previous_attempts"] == 1
     assert retried["details"]["attempt_limit"] == 2
-    assert retried["details"]["by"] == "op"
+    assert retried["details"]["by"] == "token:op"
 
 
 # -- comments -------------------------------------------------------------------------------
@@ -280,16 +280,17 @@ def test_comments_are_listed_oldest_first_before_and_after_projection(
     path = f"/api/jobs/{job_id}/comments"
     assert client.get(path).json() == []
 
-    first = client.post(path, json={"text": "disk was full"}, headers=OP)
+    op = bearer(chronicle, "op")
+    first = client.post(path, json={"text": "disk was full"}, headers=op)
     assert first.status_code == 201, first.text
     body = first.json()
-    assert (body["author"], body["text"]) == ("op", "disk was full")
+    assert (body["author"], body["text"]) == ("token:op", "disk was full")
     assert body["at"].endswith("Z")
     UUID(body["id"])
-    second = client.post(path, json={"text": "cleaned up, retrying"}, headers=ACME | OP)
+    second = client.post(path, json={"text": "cleaned up, retrying"}, headers=ACME | op)
     assert second.status_code == 404  # another tenant's job
     second = client.post(path, json={"text": "cleaned up, retrying"})
-    assert second.json()["author"] == "api"
+    assert second.json()["author"] == "token:tester"  # the client's own token
 
     # Not projected yet: listed anyway, from the job's own events.
     listed = client.get(path).json()
@@ -297,13 +298,13 @@ def test_comments_are_listed_oldest_first_before_and_after_projection(
     project(chronicle)
     assert client.get(path).json() == listed
     assert [(c.author, c.text) for c in chronicle.queries.comments(job_id)] == [
-        ("op", "disk was full"),
-        ("api", "cleaned up, retrying"),
+        ("token:op", "disk was full"),
+        ("token:tester", "cleaned up, retrying"),
     ]
     timeline = client.get(f"/api/jobs/{job_id}").json()["timeline"]
     assert [(e["event"], e["actor"]) for e in timeline[-2:]] == [
-        ("comment_added", "op"),
-        ("comment_added", "api"),
+        ("comment_added", "token:op"),
+        ("comment_added", "token:tester"),
     ]
     # A comment does not take the job off the failed list or change its state.
     assert failed_ids(client) == [str(job_id)]
@@ -342,9 +343,10 @@ def test_bulk_retry_retries_what_matches_and_records_the_operator(
     old = save_failed(chronicle, 2, at=now - timedelta(days=2))
     [theirs] = save_failed(chronicle, 1, at=now, tenant="acme")
     project(chronicle)
+    op = bearer(chronicle, "op")
 
     def retry(body: dict[str, Any] | None) -> dict[str, int]:
-        response = client.post("/api/jobs/failed/retry", json=body, headers=OP)
+        response = client.post("/api/jobs/failed/retry", json=body, headers=op)
         assert response.status_code == 200, response.text
         return dict(response.json())
 
@@ -360,7 +362,7 @@ def test_bulk_retry_retries_what_matches_and_records_the_operator(
         entry = chronicle.queries.timeline(job_id)[-1]
         assert (entry.event, entry.actor, entry.details["previous_attempts"]) == (
             "retried",
-            "op",
+            "token:op",
             1,
         )
     # Another tenant's failed jobs are not touched; with no filter, all of its own are retried.

@@ -17,6 +17,7 @@ from litestar.testing import TestClient
 from application.jobs import DispatchRequest
 from interfaces.bootstrap import Chronicle
 from interfaces.http import create_app
+from tests.integration.conftest import api_client, bearer
 from tests.unit.fakes import FakeQueue
 
 pytestmark = pytest.mark.integration
@@ -24,12 +25,12 @@ pytestmark = pytest.mark.integration
 # Input checks do not depend on the storage: run them on SQLite only, to keep the suite fast.
 sqlite_only = pytest.mark.parametrize("backend", ["sqlite"])
 
-ACME = {"X-Chronicle-Tenant": "acme", "X-Chronicle-User": "alice"}
+ACME = {"X-Chronicle-Tenant": "acme"}
 
 
 @pytest.fixture
 def client(chronicle: Chronicle) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(chronicle)) as test_client:
+    with api_client(chronicle) as test_client:
         yield test_client
 
 
@@ -81,7 +82,7 @@ def test_dispatch_answers_201_and_the_job_is_readable_before_projection(
             "arguments": {"message": "hi there"},
             "options": {"upper": True},
         },
-        headers={"X-Chronicle-User": "bob"},
+        headers=bearer(chronicle, "bob"),
     )
     assert response.status_code == 201
     body = response.json()
@@ -100,10 +101,10 @@ def test_dispatch_answers_201_and_the_job_is_readable_before_projection(
     assert early.status_code == 200
     job = early.json()
     assert (job["projected"], job["seq"], job["status"]) == (False, None, "waiting")
-    assert job["requested_by"] == "bob"
+    assert job["requested_by"] == "token:bob"
     assert job["arguments"] == {"message": "hi there"}
     assert [(e["event"], e["actor"], e["position"]) for e in job["timeline"]] == [
-        ("dispatched", "bob", None)
+        ("dispatched", "token:bob", None)
     ]
 
     project(chronicle)
@@ -201,12 +202,12 @@ def test_full_flow_dispatch_run_project_inspect(
     assert conflict.status_code == 409
     assert conflict.json()["error"] == "conflict"
     assert "only failed jobs can be retried" in conflict.json()["message"]
-    retried = client.post(f"/api/jobs/{bad}/retry", headers={"X-Chronicle-User": "op"})
+    retried = client.post(f"/api/jobs/{bad}/retry", headers=bearer(chronicle, "op"))
     assert retried.status_code == 202
     assert retried.json() == {"id": bad, "status": "waiting", "links": {"self": f"/api/jobs/{bad}"}}
     project(chronicle)
     timeline = client.get(f"/api/jobs/{bad}").json()["timeline"]
-    assert (timeline[-1]["event"], timeline[-1]["actor"]) == ("retried", "op")
+    assert (timeline[-1]["event"], timeline[-1]["actor"]) == ("retried", "token:op")
     assert client.get("/api/queues").json()["failed"] == 0
 
     # A finished job cannot be cancelled.
@@ -222,7 +223,7 @@ def test_cancel_waiting_job_now_and_running_job_by_request(
     response = client.post(
         f"/api/jobs/{waiting}/cancel",
         json={"reason": "not needed"},
-        headers={"X-Chronicle-User": "op"},
+        headers=bearer(chronicle, "op"),
     )
     assert response.status_code == 202
     assert response.json()["status"] == "cancelled"
@@ -240,9 +241,10 @@ def test_cancel_waiting_job_now_and_running_job_by_request(
 
     project(chronicle)
     cancelled = client.get(f"/api/jobs/{waiting}").json()
-    assert (cancelled["status"], cancelled["cancelled_by"]) == ("cancelled", "op")
+    assert (cancelled["status"], cancelled["cancelled_by"]) == ("cancelled", "token:op")
     assert cancelled["timeline"][-1]["details"]["reason"] == "not needed"
-    assert client.get(f"/api/jobs/{running}").json()["cancel_requested_by"] == "api"
+    # Without a header of its own, the request acts as the client's token.
+    assert client.get(f"/api/jobs/{running}").json()["cancel_requested_by"] == "token:tester"
 
 
 # -- lists --------------------------------------------------------------------------------
@@ -323,7 +325,7 @@ def test_waiting_splits_ready_and_delayed(client: TestClient[Litestar], chronicl
 
 
 def test_tenants_see_only_their_own_jobs(client: TestClient[Litestar], chronicle: Chronicle):
-    theirs = dispatch(client, headers=ACME, command="demo:noop")
+    theirs = dispatch(client, headers={**ACME, **bearer(chronicle, "alice")}, command="demo:noop")
     ours = dispatch(client, command="demo:noop")
 
     # Before projection (event-store fallback) and after, another tenant's job is a 404.
@@ -336,7 +338,7 @@ def test_tenants_see_only_their_own_jobs(client: TestClient[Litestar], chronicle
     assert client.get("/api/queues").json()["totals"]["waiting"] == 1
 
     job = client.get(f"/api/jobs/{theirs}", headers=ACME).json()
-    assert (job["tenant"], job["requested_by"]) == ("acme", "alice")
+    assert (job["tenant"], job["requested_by"]) == ("acme", "token:alice")
     assert [j["id"] for j in client.get("/api/jobs", headers=ACME).json()["items"]] == [theirs]
     assert client.post(f"/api/jobs/{theirs}/cancel", headers=ACME).status_code == 202
 
@@ -356,7 +358,7 @@ def test_unknown_job_is_404(client: TestClient[Litestar]):
 # -- bad input: always a 4xx with a JSON message, never a 500 --------------------------------
 
 ECHO = {"command": "demo:echo", "arguments": ["x"]}
-TENANT, USER = "X-Chronicle-Tenant", "X-Chronicle-User"
+TENANT, AUTH = "X-Chronicle-Tenant", "Authorization"
 
 
 @dataclass(frozen=True)
@@ -444,7 +446,11 @@ BAD_REQUESTS = [
     broken_rule("queue", "high, default, low", {**ECHO, "queue": "urgent"}),
     broken_rule("timeout_seconds", "greater than 0", {**ECHO, "timeout_seconds": 0}),
     Bad("POST", "/api/jobs", 400, "bad_request", TENANT, "must match", ECHO, {TENANT: "Acme!"}),
-    Bad("POST", "/api/jobs", 400, "bad_request", USER, "printable", ECHO, {USER: " "}),
+    # The caller is the principal of the credentials, not a header it names: a malformed
+    # Authorization header is refused, not read as someone.
+    Bad(
+        "POST", "/api/jobs", 401, "unauthorized", None, "`Bearer <token>`", ECHO, {AUTH: "Basic x"}
+    ),
     Bad("GET", "/api/queues", 400, "bad_request", TENANT, "must match", None, {TENANT: "x" * 64}),
     Bad("GET", "/api/jobs/not-a-uuid", 422, "validation_error", "id", "not a job id"),
     Bad("POST", "/api/jobs/not-a-uuid/retry", 422, "validation_error", "id", "not a job id"),
@@ -625,7 +631,9 @@ def test_commands_lists_signatures(client: TestClient[Litestar], chronicle: Chro
 @sqlite_only
 def test_health_and_ready(chronicle: Chronicle):
     calls: list[str] = []
-    with TestClient(create_app(chronicle, checks={"broker": lambda: calls.append("broker")})) as c:
+    with api_client(
+        chronicle, create_app(chronicle, checks={"broker": lambda: calls.append("broker")})
+    ) as c:
         assert c.get("/health").json() == {"status": "ok"}
         ready = c.get("/ready")
         assert ready.status_code == 200
@@ -645,7 +653,7 @@ def test_ready_is_503_naming_the_failed_check(chronicle: Chronicle):
     def broker() -> None:
         raise ConnectionError("amqp://127.0.0.1:5672 refused")
 
-    with TestClient(create_app(chronicle, checks={"broker": broker})) as c:
+    with api_client(chronicle, create_app(chronicle, checks={"broker": broker})) as c:
         assert c.get("/health").status_code == 200  # alive, just not ready
         response = c.get("/ready")
     assert response.status_code == 503
@@ -687,6 +695,9 @@ def test_openapi_has_operation_ids_and_the_docs_page_is_offline(client: TestClie
         ("POST", "/api/queues/{queue}/pause"): "pauseQueue",
         ("POST", "/api/queues/{queue}/resume"): "resumeQueue",
         ("GET", "/api/commands"): "listCommands",
+        ("POST", "/auth/login"): "signIn",
+        ("GET", "/auth/session"): "getSession",
+        ("POST", "/auth/logout"): "signOut",
         ("GET", "/health"): "getHealth",
         ("GET", "/ready"): "getReadiness",
         ("GET", "/api/schedules/{schedule_id}/comments"): "listScheduleComments",
@@ -727,7 +738,10 @@ def test_openapi_has_operation_ids_and_the_docs_page_is_offline(client: TestClie
     dispatch_op = operations[("POST", "/api/jobs")]
     assert set(dispatch_op["responses"]) >= {"200", "201", "400", "422"}
     headers = {p["name"] for p in dispatch_op["parameters"] if p["in"] == "header"}
-    assert headers == {"X-Chronicle-User", "X-Chronicle-Tenant", "Idempotency-Key"}
+    # No header names the caller any more: the credentials do (see the security schemes).
+    assert headers == {"X-Chronicle-Tenant", "Idempotency-Key"}
+    assert dispatch_op["security"] == [{"bearer": []}, {"session": []}]
+    assert set(schema["components"]["securitySchemes"]) == {"bearer", "session"}
     assert schema["info"]["title"] == "Chronicle"
 
     page = client.get("/schema")

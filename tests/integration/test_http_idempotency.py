@@ -12,14 +12,14 @@ from litestar.testing import TestClient
 
 from interfaces.bootstrap import Chronicle
 from interfaces.cli.main import cli
-from interfaces.http import create_app
+from tests.integration.conftest import api_client
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
 def client(chronicle: Chronicle) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(chronicle)) as test_client:
+    with api_client(chronicle) as test_client:
         yield test_client
 
 

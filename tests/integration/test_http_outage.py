@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from litestar.testing import TestClient
 
 from infrastructure.settings import Settings
 from interfaces.bootstrap import bootstrap
-from interfaces.http import create_app
 from tests.conftest import ScratchDatabase, scratch_database
+from tests.integration.conftest import api_client
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +20,7 @@ def test_requests_during_an_outage_get_503_with_retry_after() -> None:
 def outage(database: ScratchDatabase) -> None:
     chronicle = bootstrap(Settings(database_url=database.url))
     try:
-        with TestClient(create_app(chronicle)) as client:
+        with api_client(chronicle) as client:
             assert client.get("/api/jobs").status_code == 200
             database.refuse_connections()
             database.cut_connections()
