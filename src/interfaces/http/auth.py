@@ -11,6 +11,7 @@ refuses to start with an unsafe route that states none.
 from __future__ import annotations
 
 import hmac
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -21,7 +22,14 @@ from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
 from litestar.handlers import BaseRouteHandler
-from litestar.openapi.spec import SecurityRequirement
+from litestar.openapi.spec import (
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    RequestBody,
+    Schema,
+    SecurityRequirement,
+)
 from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE, HTTP_429_TOO_MANY_REQUESTS
 
 from application.sessions import SignInRefusedError, TooManySignInsError, csrf_token
@@ -189,6 +197,32 @@ class SignIn(msgspec.Struct, forbid_unknown_fields=True):
     password: str
 
 
+_CREDENTIALS = Schema(
+    type=OpenAPIType.OBJECT,
+    properties={
+        "username": Schema(type=OpenAPIType.STRING, description="The account's name."),
+        "password": Schema(type=OpenAPIType.STRING, description="The password."),
+    },
+    required=["username", "password"],
+    additional_properties=False,
+)
+
+
+@dataclass
+class SignInOperation(Operation):
+    """The sign-in operation, whose body (JSON or a form) is read by hand, as documented."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            content={
+                RequestEncodingType.JSON.value: OpenAPIMediaType(schema=_CREDENTIALS),
+                RequestEncodingType.URL_ENCODED.value: OpenAPIMediaType(schema=_CREDENTIALS),
+            },
+            required=True,
+            description="The account's name and password.",
+        )
+
+
 class SessionView(msgspec.Struct, kw_only=True):
     """Who is signed in, and what a page sends back with its unsafe requests."""
 
@@ -260,6 +294,7 @@ class AuthController(Controller):
     @post(
         "/login",
         operation_id="signIn",
+        operation_class=SignInOperation,
         opt={PUBLIC: True},
         status_code=200,
         summary="Sign in",
