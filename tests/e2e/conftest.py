@@ -62,6 +62,31 @@ class Processes:
         )
 
 
+def create_token(
+    env: dict[str, str], cwd: Path | None = None, name: str = "e2e", role: str = "admin"
+) -> str:
+    """`chronicle tokens create NAME --role ROLE`, as an operator runs it: the token is the
+    last line of its output."""
+    result = subprocess.run(
+        [sys.executable, "-m", "interfaces.cli", "tokens", "create", name, "--role", role],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, f"tokens create failed:\n{result.stdout}\n{result.stderr}"
+    token = result.stdout.strip().splitlines()[-1].strip()
+    assert token.startswith("chr_"), result.stdout
+    return token
+
+
+def api_client(base_url: str, token: str) -> httpx.Client:
+    """An HTTP client of `base_url` that sends `Authorization: Bearer <token>`."""
+    return httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=5)
+
+
 def wait_ready(base_url: str, timeout: float = 30.0) -> None:
     def ready() -> bool:
         try:
@@ -78,6 +103,8 @@ class Up:
     def __init__(self, folder: Path) -> None:
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("CHRONICLE_")}
+        self.folder = folder
+        self.env = env
         self.log_path = folder / "up.log"
         self._log = self.log_path.open("wb")
         # From an empty folder: `up` creates its data folder (./.chronicle) there.
@@ -89,6 +116,11 @@ class Up:
             stderr=subprocess.STDOUT,
         )
         self.base_url = f"http://127.0.0.1:{port}"
+
+    def client(self, name: str = "e2e") -> httpx.Client:
+        """A client carrying an admin token made by `chronicle tokens create` in the same
+        folder and environment, while `up` runs."""
+        return api_client(self.base_url, create_token(self.env, cwd=self.folder, name=name))
 
     def stop(self) -> int:
         """Stop it as Ctrl-C does; returns its exit code."""
@@ -103,7 +135,9 @@ class Up:
 
 @pytest.fixture
 def production(tmp_path: Path) -> Iterator[tuple[str, Processes]]:
-    """`chronicle serve`, `projector`, `scheduler` and `worker` on a fresh schema and queues."""
+    """`chronicle serve`, `projector`, `scheduler` and `worker` on a fresh schema and queues.
+
+    Requests need credentials: `api` is a client with an admin token of this deployment."""
     require_service("PostgreSQL", POSTGRES_URL)
     require_service("RabbitMQ", RABBITMQ_URL)
     schema = f"e2e_{uuid.uuid4().hex[:10]}"
@@ -136,6 +170,14 @@ def production(tmp_path: Path) -> Iterator[tuple[str, Processes]]:
         with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
         delete_queues(prefix)
+
+
+@pytest.fixture
+def api(production: tuple[str, Processes]) -> Iterator[httpx.Client]:
+    """A client of the `production` API with a token made by `chronicle tokens create`."""
+    base_url, procs = production
+    with api_client(base_url, create_token(procs.env)) as client:
+        yield client
 
 
 def delete_queues(prefix: str) -> None:

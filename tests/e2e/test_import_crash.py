@@ -36,8 +36,8 @@ def contacts_csv(path: Path) -> tuple[int, int]:
     return ROWS - bad, bad
 
 
-def state(base_url: str, import_id: str) -> dict[str, Any]:
-    response = httpx.get(f"{base_url}/api/imports/{import_id}", timeout=5)
+def state(api: httpx.Client, import_id: str) -> dict[str, Any]:
+    response = api.get(f"/api/imports/{import_id}")
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
@@ -55,9 +55,9 @@ def start_worker(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def test_a_worker_killed_mid_import_does_not_change_the_totals(
-    production: tuple[str, Processes], tmp_path: Path
+    production: tuple[str, Processes], api: httpx.Client, tmp_path: Path
 ) -> None:
-    base_url, procs = production
+    _, procs = production
     # The fixture's workers stop first: this test brings its own, to kill one of them.
     for name, proc in procs.running:
         if name == "worker":
@@ -69,27 +69,25 @@ def test_a_worker_killed_mid_import_does_not_change_the_totals(
     second: subprocess.Popen[bytes] | None = None
     try:
         with source.open("rb") as stream:
-            response = httpx.post(
-                f"{base_url}/api/imports",
+            response = api.post(
+                "/api/imports",
                 files={"file": ("contacts.csv", stream, "text/csv")},
                 data={"importer": "contacts", "chunk_size": "500"},
                 timeout=60,
             )
         assert response.status_code == 201, response.text
         import_id = response.json()["id"]
-        wait_until(lambda: state(base_url, import_id)["rows"] >= 5_000, 120, "chunks recorded")
+        wait_until(lambda: state(api, import_id)["rows"] >= 5_000, 120, "chunks recorded")
         os.killpg(first.pid, signal.SIGKILL)
         first.wait(10)
-        at_kill = state(base_url, import_id)
+        at_kill = state(api, import_id)
         assert at_kill["status"] == "processing", "the import ended before the kill"
         second = start_worker(procs.env, tmp_path / "worker-b.log")
-        wait_until(
-            lambda: state(base_url, import_id)["status"] != "processing", 240, "import finished"
-        )
-        final = state(base_url, import_id)
+        wait_until(lambda: state(api, import_id)["status"] != "processing", 240, "import finished")
+        final = state(api, import_id)
         assert final["status"] == "completed_with_failures", final
         assert (final["rows"], final["succeeded"], final["failed"]) == (ROWS, good, bad)
-        job = httpx.get(f"{base_url}{final['links']['job']}", timeout=5).json()
+        job = api.get(final["links"]["job"]).json()
         assert job["status"] == "succeeded"
         assert job["attempts"] == 2
         assert job["last_error_type"] == "WorkerLost"
@@ -98,9 +96,7 @@ def test_a_worker_killed_mid_import_does_not_change_the_totals(
             query = f"SELECT COUNT(*) FROM {schema}.contacts"  # noqa: S608 - a test's own schema
             (stored,) = conn.execute(query).fetchone()  # type: ignore[misc]
         assert stored == good
-        failed = httpx.get(
-            f"{base_url}/api/imports/{import_id}/failed-rows?limit=500", timeout=5
-        ).json()
+        failed = api.get(f"/api/imports/{import_id}/failed-rows?limit=500").json()
         # Row numbers count the header line: data row n is line n + 1.
         assert [row["number"] - 1 for row in failed["items"]] == list(
             range(BAD_EVERY, ROWS + 1, BAD_EVERY)

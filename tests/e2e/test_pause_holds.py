@@ -28,26 +28,26 @@ WITNESS = {"high": ("default", "default"), "default": ("low", "default"), "low":
 
 
 @pytest.fixture
-def up(tmp_path: Path) -> Iterator[str]:
+def up(tmp_path: Path) -> Iterator[httpx.Client]:
+    """`chronicle up`, and a client with an admin token made while it runs."""
     running = Up(tmp_path)
     try:
         wait_ready(running.base_url)
-        yield running.base_url
+        with running.client() as client:
+            yield client
     finally:
         running.stop()
 
 
-def job(base_url: str, job_id: str, tenant: str = "default") -> dict[str, Any]:
-    response = httpx.get(
-        f"{base_url}/api/jobs/{job_id}", headers={"X-Chronicle-Tenant": tenant}, timeout=5
-    )
+def job(api: httpx.Client, job_id: str, tenant: str = "default") -> dict[str, Any]:
+    response = api.get(f"/api/jobs/{job_id}", headers={"X-Chronicle-Tenant": tenant})
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
 
 
-def started(base_url: str, job_id: str, tenant: str = "default") -> bool:
-    body = job(base_url, job_id, tenant)
+def started(api: httpx.Client, job_id: str, tenant: str = "default") -> bool:
+    body = job(api, job_id, tenant)
     return any(entry["event"] == "started" for entry in body["timeline"]) or body["status"] in {
         "running",
         "succeeded",
@@ -55,43 +55,43 @@ def started(base_url: str, job_id: str, tenant: str = "default") -> bool:
     }
 
 
-def dispatch(base_url: str, queue: str, tenant: str = "default") -> str:
-    response = httpx.post(
-        f"{base_url}/api/jobs",
+def dispatch(api: httpx.Client, queue: str, tenant: str = "default") -> str:
+    response = api.post(
+        "/api/jobs",
         json={"command_line": "demo:noop", "queue": queue},
         headers={"X-Chronicle-Tenant": tenant},
-        timeout=5,
     )
     assert response.status_code == 201, response.text
     job_id: str = response.json()["id"]
     return job_id
 
 
-def check_pause_holds(base_url: str) -> None:
+def check_pause_holds(api: httpx.Client) -> None:
     for queue in ("low", "default", "high"):
-        paused = httpx.post(f"{base_url}/api/queues/{queue}/pause", json={}, timeout=30)
+        paused = api.post(f"/api/queues/{queue}/pause", json={}, timeout=30)
         assert paused.status_code == 200, paused.text
-        job_id = dispatch(base_url, queue)
+        job_id = dispatch(api, queue)
         witness_queue, tenant = WITNESS[queue]
-        witness = dispatch(base_url, witness_queue, tenant)
+        witness = dispatch(api, witness_queue, tenant)
         wait_until(
             lambda witness=witness, tenant=tenant: (
-                job(base_url, witness, tenant)["status"] == "succeeded"
+                job(api, witness, tenant)["status"] == "succeeded"
             ),
             30,
             f"the witness job in {witness_queue}",
         )
-        assert not started(base_url, job_id), f"a job of paused queue {queue} started"
+        assert not started(api, job_id), f"a job of paused queue {queue} started"
         assert paused.json()["held"] is True
-        resumed = httpx.post(f"{base_url}/api/queues/{queue}/resume", timeout=5)
+        resumed = api.post(f"/api/queues/{queue}/resume")
         assert resumed.status_code == 200, resumed.text
-        wait_until(lambda job_id=job_id: started(base_url, job_id), 30, "the job after resume")
+        wait_until(lambda job_id=job_id: started(api, job_id), 30, "the job after resume")
 
 
-def test_a_pause_holds_once_answered_on_the_embedded_store(up: str) -> None:
+def test_a_pause_holds_once_answered_on_the_embedded_store(up: httpx.Client) -> None:
     check_pause_holds(up)
 
 
-def test_a_pause_holds_once_answered_in_production(production: tuple[str, Processes]) -> None:
-    base_url, _ = production
-    check_pause_holds(base_url)
+def test_a_pause_holds_once_answered_in_production(
+    production: tuple[str, Processes], api: httpx.Client
+) -> None:
+    check_pause_holds(api)

@@ -38,7 +38,7 @@ def log_events(procs: Processes, name: str) -> list[dict[str, object]]:
 
 
 def test_a_killed_worker_process_is_replaced_and_logged(
-    production: tuple[str, Processes],
+    production: tuple[str, Processes], api: httpx.Client
 ) -> None:
     base_url, procs = production
     parent = next(proc for name, proc in procs.running if name == "worker")
@@ -58,24 +58,23 @@ def test_a_killed_worker_process_is_replaced_and_logged(
     assert exited[0]["reason"] == "killed by SIGKILL"
     assert any(e["event"] == "worker process replaced" for e in events)
     # And the replacement works.
-    job_id = dispatch(base_url, command_line="demo:echo again")
-    assert wait_status(base_url, job_id, "succeeded")["output"] == "again\n"
+    job_id = dispatch(api, command_line="demo:echo again")
+    assert wait_status(api, job_id, "succeeded")["output"] == "again\n"
     assert httpx.get(f"{base_url}/health", timeout=5).status_code == 200
 
 
 def test_the_job_of_a_killed_worker_runs_again_without_using_up_an_attempt(
-    production: tuple[str, Processes],
+    production: tuple[str, Processes], api: httpx.Client
 ) -> None:
     """kill -9 of the worker running a job: once the worker is known lost (its heartbeat is
     silent for CHRONICLE_WORKER_LOST_AFTER_SECONDS, 30 s), the job runs again; the lost
     attempt is not counted, so a job of one attempt still gets its run."""
-    base_url, _ = production
-    job_id = dispatch(base_url, command_line="demo:sleep --seconds=3", max_attempts=1)
-    running = wait_status(base_url, job_id, "running")
+    job_id = dispatch(api, command_line="demo:sleep --seconds=3", max_attempts=1)
+    running = wait_status(api, job_id, "running")
     pid = int(str(running["worker_id"]).rsplit(":", 1)[1])
     os.kill(pid, signal.SIGKILL)
     killed = time.monotonic()
-    done = wait_status(base_url, job_id, "succeeded", timeout=120)
+    done = wait_status(api, job_id, "succeeded", timeout=120)
     recovered = time.monotonic() - killed
     print(f"\nthe killed worker's job succeeded {recovered:.1f} s after the kill")
     events = [entry["event"] for entry in done["timeline"]]

@@ -1,6 +1,7 @@
 """What a web page can make an operator's browser send: JSON routes take only application/json
 (415 otherwise, and nothing happens), uploads only multipart forms, and CORS headers only for
-the origins in CHRONICLE_CORS_ORIGINS. A 500 never repeats the request's credentials."""
+the origins in CHRONICLE_CORS_ORIGINS. A page signed in by the session cookie must also send
+its CSRF token with an unsafe request. A 500 never repeats the request's credentials."""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ import structlog
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from domain.principals import Role
 from infrastructure.logging import configure_logging
 from interfaces.bootstrap import Chronicle
-from interfaces.http import create_app
+from interfaces.http.app import create_app
+from tests.integration.conftest import api_client, bearer
 from tests.integration.test_http import json_routes, project
 
 pytestmark = pytest.mark.integration
@@ -32,7 +35,7 @@ PAGE = "https://ops.example.com"
 
 @pytest.fixture
 def client(chronicle: Chronicle) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(chronicle)) as test_client:
+    with api_client(chronicle) as test_client:
         yield test_client
 
 
@@ -41,7 +44,7 @@ def cors_client(chronicle: Chronicle) -> Iterator[TestClient[Litestar]]:
     chronicle.settings = dataclasses.replace(
         chronicle.settings, cors_origins=(PAGE, "http://localhost:5173")
     )
-    with TestClient(create_app(chronicle)) as test_client:
+    with api_client(chronicle) as test_client:
         yield test_client
 
 
@@ -79,6 +82,18 @@ def test_a_json_route_refuses_other_content_types_and_does_nothing(
         f"(got {shown})",
     }
     assert job_count(client, chronicle) == 0
+
+
+@sqlite_only
+def test_without_credentials_a_json_route_answers_401_before_any_content_type_check(
+    chronicle: Chronicle,
+):
+    with TestClient(create_app(chronicle)) as anonymous:
+        response = anonymous.post("/api/jobs", content=NOOP, headers={"content-type": "text/plain"})
+        assert response.status_code == 401, response.text
+        assert response.json()["error"] == "unauthorized"
+    with api_client(chronicle) as client:
+        assert job_count(client, chronicle) == 0
 
 
 @sqlite_only
@@ -216,7 +231,9 @@ def test_cors_for_a_configured_origin(cors_client: TestClient[Litestar]):
         headers={
             "origin": PAGE,
             "access-control-request-method": "POST",
-            "access-control-request-headers": "authorization, content-type, idempotency-key",
+            "access-control-request-headers": (
+                "authorization, content-type, idempotency-key, x-csrf-token"
+            ),
         },
     )
     assert preflight.status_code == 204, preflight.text
@@ -235,9 +252,10 @@ def test_cors_for_a_configured_origin(cors_client: TestClient[Litestar]):
         "content-type",
         "idempotency-key",
         "x-chronicle-tenant",
-        "x-chronicle-user",
         "x-csrf-token",
     }
+    # The actor is the authenticated principal: no header names it any more.
+    assert "x-chronicle-user" not in {name.lower() for name in allowed}
     assert "Origin" in preflight.headers["vary"]
 
     simple = cors_client.post("/api/jobs", json={"command": "demo:noop"}, headers={"origin": PAGE})
@@ -288,7 +306,12 @@ def test_a_500_repeats_no_credential(
     monkeypatch: pytest.MonkeyPatch,
     json_logs: pytest.CaptureFixture[str],
 ):
-    secret = "s3cret-token"  # noqa: S105 - what must not leak
+    # What must not leak: a valid token (the request must get past the guard to fail), the
+    # secret part of it on its own, and a session cookie.
+    token = bearer(chronicle)["Authorization"].removeprefix("Bearer ")
+    token_secret = token.split("_", 2)[2]
+    cookie = "s3cret-session"
+    secrets = (token, token_secret, cookie)
 
     def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("the dispatch failed")
@@ -296,18 +319,63 @@ def test_a_500_repeats_no_credential(
     monkeypatch.setattr(chronicle.jobs, "dispatch_once", broken)
     response = client.post(
         "/api/jobs",
-        json={"command": "demo:echo", "arguments": [f"body-{secret}"]},
+        json={"command": "demo:echo", "arguments": [f"body-{token}-{cookie}"]},
         headers={
-            "Authorization": f"Bearer {secret}",
-            "Cookie": f"chronicle_session={secret}",
+            "Authorization": f"Bearer {token}",
+            "Cookie": f"chronicle_session={cookie}",
             "Idempotency-Key": str(uuid4()),
         },
     )
     assert response.status_code == 500, response.text
-    assert secret not in response.text
-    assert secret not in str(dict(response.headers))
     logged = json_logs.readouterr()
     assert "unhandled error" in logged.err
     assert "the dispatch failed" in logged.err  # the traceback is there
-    assert secret not in logged.err
-    assert secret not in logged.out
+    for secret in secrets:
+        assert secret not in response.text
+        assert secret not in str(dict(response.headers))
+        assert secret not in logged.err
+        assert secret not in logged.out
+
+
+# -- CSRF ---------------------------------------------------------------------------------------
+
+
+@sqlite_only
+def test_an_upload_signed_in_by_cookie_needs_the_csrf_token(chronicle: Chronicle):
+    password = "a long enough password"  # noqa: S105 - a test account's
+    chronicle.accounts.create(name="ada", password=password, role=Role.OPERATOR, by="cli:tests")
+    with TestClient(create_app(chronicle)) as browser:
+        signed_in = browser.post("/auth/login", json={"username": "ada", "password": password})
+        assert signed_in.status_code == 200, signed_in.text
+        csrf = signed_in.json()["csrf_token"]
+        assert csrf
+        assert "authorization" not in browser.headers
+        assert browser.cookies.get("chronicle_session")
+
+        form = {"importer": "contacts"}
+        for refused in (
+            browser.post("/api/imports", files=upload_file(), data=form),
+            browser.post(
+                "/api/imports", files=upload_file(), data=form, headers={"X-CSRF-Token": "x"}
+            ),
+            browser.post("/api/imports", files=upload_file(), data={**form, "csrf_token": "x"}),
+        ):
+            assert refused.status_code == 403, refused.text
+            assert refused.json()["error"] == "forbidden"
+            assert "CSRF token" in refused.json()["message"]
+        project(chronicle)
+        assert browser.get("/api/imports").json()["items"] == []  # a safe request needs none
+
+        by_header = browser.post(
+            "/api/imports", files=upload_file(), data=form, headers={"X-CSRF-Token": csrf}
+        )
+        assert by_header.status_code == 201, by_header.text
+        assert by_header.json()["requested_by"] == "user:ada"
+        by_field = browser.post(
+            "/api/imports", files=upload_file(), data={**form, "csrf_token": csrf}
+        )
+        assert by_field.status_code == 201, by_field.text
+        assert by_field.json()["requested_by"] == "user:ada"
+        project(chronicle)
+        listed = browser.get("/api/imports").json()["items"]
+        assert {item["id"] for item in listed} == {by_header.json()["id"], by_field.json()["id"]}

@@ -16,14 +16,14 @@ from litestar.testing import TestClient
 
 from domain.export import export_job_id
 from interfaces.bootstrap import Chronicle
-from interfaces.http import create_app
+from tests.integration.conftest import api_client, bearer
 from tests.integration.test_batches import Harness
 from tests.integration.test_exports import add_contacts, read_xlsx
 from tests.unit.fakes import FakeQueue
 
 pytestmark = pytest.mark.integration
 
-ACME = {"X-Chronicle-Tenant": "acme", "X-Chronicle-User": "alice"}
+ACME = {"X-Chronicle-Tenant": "acme"}
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
@@ -36,7 +36,7 @@ def h(chronicle: Chronicle) -> Harness:
 
 @pytest.fixture
 def client(chronicle: Chronicle) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(chronicle)) as test_client:
+    with api_client(chronicle) as test_client:
         yield test_client
 
 
@@ -53,7 +53,9 @@ def test_request_run_and_download_a_csv(client: TestClient[Litestar], h: Harness
     add_contacts(h.app.db, "acme", [("a@example.com", "=1+1", 3, "IT")])
     add_contacts(h.app.db, "default", [("b@example.com", "Default tenant", 4, "IT")])
 
-    body = request_export(client, ACME, exporter="contacts", format="csv")
+    body = request_export(
+        client, {**ACME, **bearer(h.app, "alice")}, exporter="contacts", format="csv"
+    )
 
     export_id = body["id"]
     assert (body["status"], body["exporter"], body["format"], body["filters"]) == (
@@ -62,7 +64,11 @@ def test_request_run_and_download_a_csv(client: TestClient[Litestar], h: Harness
         "csv",
         {},
     )
-    assert (body["requested_by"], body["tenant"], body["projected"]) == ("alice", "acme", False)
+    assert (body["requested_by"], body["tenant"], body["projected"]) == (
+        "token:alice",
+        "acme",
+        False,
+    )
     assert body["job_id"] == str(export_job_id(UUID(export_id)))
     assert body["links"] == {
         "self": f"/api/exports/{export_id}",

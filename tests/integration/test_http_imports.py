@@ -15,7 +15,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from interfaces.bootstrap import Chronicle
-from interfaces.http import create_app
+from tests.integration.conftest import api_client, bearer
 from tests.integration.test_imports import (
     CONTACTS,
     FORMULA_NAMES,
@@ -30,7 +30,7 @@ from tests.unit.fakes import FakeQueue
 
 pytestmark = pytest.mark.integration
 
-ACME = {"X-Chronicle-Tenant": "acme", "X-Chronicle-User": "alice"}
+ACME = {"X-Chronicle-Tenant": "acme"}
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def queue(chronicle: Chronicle) -> FakeQueue:
 
 @pytest.fixture
 def client(chronicle: Chronicle) -> Iterator[TestClient[Litestar]]:
-    with TestClient(create_app(chronicle)) as test_client:
+    with api_client(chronicle) as test_client:
         yield test_client
 
 
@@ -66,11 +66,13 @@ def upload(
 def test_upload_follow_and_fix_an_import(
     client: TestClient[Litestar], chronicle: Chronicle, queue: FakeQueue
 ):
-    response = upload(client, CONTACTS, headers=ACME, chunk_size="2")
+    response = upload(
+        client, CONTACTS, headers={**ACME, **bearer(chronicle, "alice")}, chunk_size="2"
+    )
     assert response.status_code == 201, response.text
     started = response.json()
     assert started["status"] == "processing"
-    assert started["requested_by"] == "alice"
+    assert started["requested_by"] == "token:alice"
     assert response.headers["location"] == f"/api/imports/{started['id']}"
     run_all(chronicle, queue)
     project(chronicle)
@@ -152,7 +154,7 @@ def test_upload_limit_gives_413_with_a_message(chronicle: Chronicle):
     chronicle.settings = small
     chronicle.imports.max_bytes = 2048
     big = "name,email\n" + "".join(f"P{n},p{n}@example.com\n" for n in range(200))
-    with TestClient(create_app(chronicle)) as client:
+    with api_client(chronicle) as client:
         response = upload(client, big)
         assert response.status_code == 413, response.text
         assert "larger than the upload limit of 2048 bytes" in response.json()["message"]
@@ -220,14 +222,18 @@ def test_cancel_an_import_then_it_ends_failed_saying_who(
 ):
     started = upload(client, CONTACTS, headers=ACME).json()
     path = started["links"]["self"]
-    response = client.post(f"{path}/cancel", json={"reason": "wrong file"}, headers=ACME)
+    response = client.post(
+        f"{path}/cancel",
+        json={"reason": "wrong file"},
+        headers={**ACME, **bearer(chronicle, "alice")},
+    )
     assert response.status_code == 202, response.text
     run_all(chronicle, queue)  # the job's message arrives: the job is cancelled, nothing runs
     chronicle.runners["system_jobs"].catch_up()
     project(chronicle)
     body = client.get(path, headers=ACME).json()
     assert body["status"] == "failed"
-    assert "cancelled by alice: wrong file" in body["failure"]
+    assert "cancelled by token:alice: wrong file" in body["failure"]
     assert body["rows"] == 0
     again = client.post(f"{path}/cancel", json={}, headers=ACME)
     assert again.status_code == 409
@@ -296,7 +302,7 @@ def test_cancel_takes_no_body_an_empty_body_or_a_reason(
     chronicle.runners["system_jobs"].catch_up()
     failure = chronicle.imports.get(UUID(path.rsplit("/", 1)[1])).failure
     assert failure is not None
-    assert failure.endswith("cancelled by api: wrong file")
+    assert failure.endswith("cancelled by token:tester: wrong file")
     wrong = client.post(f"{path}/cancel", json={"reasons": "x"})
     assert wrong.status_code == 400, wrong.text
 

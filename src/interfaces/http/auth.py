@@ -273,7 +273,7 @@ async def _sign_in_form(request: Request[Any, Any, Any]) -> SignIn:
     )
 
 
-def _cookie(chronicle: Chronicle, value: str, *, expire: bool = False) -> Cookie:
+def _cookie(chronicle: Chronicle, value: str) -> Cookie:
     return Cookie(
         key=SESSION_COOKIE,
         value=value,
@@ -281,7 +281,6 @@ def _cookie(chronicle: Chronicle, value: str, *, expire: bool = False) -> Cookie
         httponly=True,
         samesite="lax",
         secure=chronicle.settings.secure_cookies,
-        max_age=0 if expire else None,
     )
 
 
@@ -352,10 +351,21 @@ class AuthController(Controller):
         summary="Sign out",
         description="Ends the session of the cookie and clears it.",
         responses=error_responses(401, 403),
+        # Clearing needs no Secure flag: the browser drops the cookie, the server the session.
+        response_cookies=[
+            Cookie(
+                key=SESSION_COOKIE,
+                value="",
+                path="/",
+                httponly=True,
+                samesite="lax",
+                max_age=0,
+                description="Cleared.",
+            )
+        ],
     )
-    async def logout(self, request: Request[Any, Any, Any]) -> Response[None]:
+    async def logout(self, request: Request[Any, Any, Any]) -> None:
         chronicle: Chronicle = request.app.state.chronicle
         session_id = request.state.session_id
         if session_id is not None:
             await anyio.to_thread.run_sync(chronicle.sessions.sign_out, session_id)
-        return Response(None, status_code=204, cookies=[_cookie(chronicle, "", expire=True)])
