@@ -74,6 +74,20 @@ def test_a_session_cookie_signs_requests_in_and_unsafe_ones_need_its_csrf_token(
     job = client.get(f"/api/jobs/{made.json()['id']}").json()
     assert job["requested_by"] == "user:ada"
 
+    # Signing in again replaces the session: the first one's cookie no longer works.
+    first_cookie = client.cookies["chronicle_session"]
+    again = sign_in(client)
+    assert again.status_code == 200
+    assert client.cookies["chronicle_session"] != first_cookie
+    second_cookie = client.cookies["chronicle_session"]
+    client.cookies.clear()
+    client.cookies.set("chronicle_session", first_cookie)
+    assert client.get("/api/jobs").status_code == 401
+    client.cookies.clear()
+    client.cookies.set("chronicle_session", second_cookie)
+    session = again.json()
+    cookie = again.headers["set-cookie"]
+
     out = client.post("/auth/logout", headers={"X-CSRF-Token": session["csrf_token"]})
     assert out.status_code == 204
     assert "Max-Age=0" in out.headers["set-cookie"]
@@ -113,11 +127,13 @@ def test_tokens_need_no_csrf_token_and_a_bad_bearer_is_not_saved_by_a_cookie(
     ("kwargs", "status", "needle"),
     [
         ({"content": b"username=ada", "headers": {"Content-Type": "text/plain"}}, 415, "JSON"),
-        ({"json": {"username": "ada"}}, 422, "password"),
-        ({"json": {"username": "ada", "password": PASSWORD, "x": 1}}, 422, "x"),
-        ({"json": ["ada", PASSWORD]}, 422, "not valid"),
-        ({"content": b"{", "headers": {"Content-Type": "application/json"}}, 422, "JSON"),
-        ({"data": {"username": "ada"}}, 422, "password"),
+        ({"json": {"username": "ada"}}, 400, "password"),
+        ({"json": {"username": "ada", "password": PASSWORD, "x": 1}}, 400, "x"),
+        ({"json": ["ada", PASSWORD]}, 400, "not valid"),
+        ({"content": b"{", "headers": {"Content-Type": "application/json"}}, 400, "JSON"),
+        ({"content": b"", "headers": {"Content-Type": "application/json"}}, 400, "not valid"),
+        ({"json": {"username": "ada", "password": 1}}, 400, "password"),
+        ({"data": {"username": "ada"}}, 400, "password"),
     ],
 )
 def test_bad_sign_in_requests_are_4xx_naming_the_problem(

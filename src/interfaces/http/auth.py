@@ -20,7 +20,13 @@ from litestar import Controller, Request, Response, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import Cookie
 from litestar.enums import RequestEncodingType
-from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException
+from litestar.exceptions import (
+    ClientException,
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    SerializationException,
+)
 from litestar.handlers import BaseRouteHandler
 from litestar.openapi.spec import (
     OpenAPIMediaType,
@@ -34,7 +40,6 @@ from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE, HTTP_429_TOO_
 
 from application.sessions import SignInRefusedError, TooManySignInsError, csrf_token
 from domain.principals import SHARED_ACTIONS, Action, Principal, required_role
-from domain.shared import ValidationError
 from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import TENANT_HEADER, requested_tenant
 from interfaces.http.errors import error_responses
@@ -249,20 +254,25 @@ def _session_view(
     )
 
 
+def _bad_sign_in(message: str) -> ClientException:
+    return ClientException(detail=message, extra=[{"key": "data", "message": message}])
+
+
 async def _sign_in_form(request: Request[Any, Any, Any]) -> SignIn:
     content_type = request.content_type[0].strip().lower()
     if content_type == RequestEncodingType.JSON.value:
         try:
-            return msgspec.json.decode(await request.body(), type=SignIn)
+            # `json()` applies the rules of every JSON body (nesting depth, no NUL).
+            return msgspec.convert(await request.json(), SignIn)
         except msgspec.ValidationError as exc:
-            raise ValidationError(f"the sign-in body is not valid: {exc}") from None
-        except msgspec.DecodeError:
-            raise ValidationError("the sign-in body is not valid JSON") from None
+            raise _bad_sign_in(f"the sign-in body is not valid: {exc}") from None
+        except SerializationException:
+            raise _bad_sign_in("the sign-in body is not valid JSON") from None
     if content_type == RequestEncodingType.URL_ENCODED.value:
         form = await request.form()
         username, password = form.get("username"), form.get("password")
         if not isinstance(username, str) or not isinstance(password, str):
-            raise ValidationError("send the fields username and password", field="username")
+            raise _bad_sign_in("send the fields username and password")
         return SignIn(username=username, password=password)
     raise HTTPException(
         status_code=HTTP_415_UNSUPPORTED_MEDIA_TYPE,
@@ -305,7 +315,7 @@ class AuthController(Controller):
             "further one locks sign-in out for twice as long (from 1 s to 15 min): 429 with "
             "`Retry-After`."
         ),
-        responses=error_responses(400, 401, 415, 422, 429),
+        responses=error_responses(400, 401, 415, 429),
     )
     async def login(self, request: Request[Any, Any, Any]) -> Response[SessionView]:
         chronicle: Chronicle = request.app.state.chronicle
@@ -323,6 +333,9 @@ class AuthController(Controller):
             ) from None
         except SignInRefusedError as exc:
             raise _unauthorized(str(exc)) from None
+        previous = request.cookies.get(SESSION_COOKIE)
+        if previous:  # signing in again replaces the browser's session, it does not add one
+            await anyio.to_thread.run_sync(chronicle.sessions.sign_out, previous)
         idle = int(signed_in.idle_expiry.total_seconds())
         return Response(
             _session_view(signed_in.principal, signed_in.session_id, idle),
