@@ -65,6 +65,8 @@ class Settings:
     session_idle_minutes: float = 30.0
     #: ... and in any case this long after it began.
     session_lifetime_hours: float = 12.0
+    #: A live event stream (`GET /api/events`) ends after this long; browsers reconnect.
+    live_stream_seconds: float = 300.0
 
     @property
     def secure_cookies(self) -> bool:
@@ -274,4 +276,5 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         session_lifetime_hours=_float(
             env, "CHRONICLE_SESSION_LIFETIME_HOURS", 12.0, 0.1, 24.0 * 90
         ),
+        live_stream_seconds=_float(env, "CHRONICLE_LIVE_STREAM_SECONDS", 300.0, 1.0, 86400.0),
     )

@@ -31,14 +31,24 @@ def postgres_schema() -> Iterator[str]:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
+#: Live event streams end this soon in tests, so a test client (which reads whole answers)
+#: gets one back.
+LIVE_STREAM_SECONDS = 0.3
+
+
 def make_settings(backend: str, tmp_path: Path, schema: str | None) -> Settings:
     if backend == "sqlite":
-        return Settings(data_dir=tmp_path / "data", default_backoff_seconds=0.0)
+        return Settings(
+            data_dir=tmp_path / "data",
+            default_backoff_seconds=0.0,
+            live_stream_seconds=LIVE_STREAM_SECONDS,
+        )
     return Settings(
         database_url=POSTGRES_URL,
         database_schema=schema or "public",
         default_backoff_seconds=0.0,
         data_dir=tmp_path / "data",
+        live_stream_seconds=LIVE_STREAM_SECONDS,
     )
 
 

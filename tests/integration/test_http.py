@@ -713,6 +713,7 @@ def test_openapi_has_operation_ids_and_the_docs_page_is_offline(client: TestClie
         ("GET", "/api/schedules/{schedule_id}/runs"): "listScheduleRuns",
         ("GET", "/api/frequencies"): "listFrequencyHelpers",
         ("POST", "/api/frequencies/preview"): "previewFrequency",
+        ("GET", "/api/events"): "streamJobEvents",
         ("POST", "/api/batches"): "createBatch",
         ("GET", "/api/batches"): "listBatches",
         ("GET", "/api/batches/{batch_id}"): "getBatch",

@@ -81,6 +81,7 @@ LEAST_ROLE: dict[tuple[str, str], Role | None] = {
     ("POST", "/api/exports"): OPERATOR,
     ("GET", "/api/exporters"): VIEWER,
     ("GET", "/api/frequencies"): VIEWER,
+    ("GET", "/api/events"): VIEWER,
     ("POST", "/api/frequencies/preview"): VIEWER,
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -298,6 +298,15 @@ class QueueCounts:
 
 
 @dataclass(frozen=True)
+class JobOwner:
+    """Whose a job is and where it runs: what a live view needs to place one of its events."""
+
+    tenant: str
+    queue: str
+    command: str
+
+
+@dataclass(frozen=True)
 class QueueStats:
     queues: list[QueueCounts]
     totals: dict[str, int] = field(default_factory=dict)
@@ -307,6 +316,10 @@ class JobsQueries(Protocol):
     """Read side of the jobs read model."""
 
     def get(self, tenant: str, job_id: UUID) -> JobRow | None: ...
+    def owners(self, job_ids: Collection[UUID]) -> dict[UUID, JobOwner]:
+        """The tenant, queue and command of each of `job_ids` the read model holds."""
+        ...
+
     def list(self, flt: JobFilter, *, limit: int, cursor: str | None, now: datetime) -> Page: ...
     def failed(self, flt: FailedJobFilter, *, limit: int, cursor: str | None) -> Page:
         """Failed jobs that are not forgotten, newest first."""

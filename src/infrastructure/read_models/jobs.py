@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -16,6 +16,7 @@ from application.views.jobs import (
     FailedJobFilter,
     JobComment,
     JobFilter,
+    JobOwner,
     JobRow,
     JobState,
     Page,
@@ -214,6 +215,21 @@ class SqlJobsQueries:
                 (str(job_id), tenant),
             )
         return _row_to_job(row) if row else None
+
+    def owners(self, job_ids: Collection[UUID]) -> dict[UUID, JobOwner]:
+        ids = [str(job_id) for job_id in job_ids]
+        found: dict[UUID, JobOwner] = {}
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ", ".join("?" for _ in chunk)
+            with self._db.read() as s:
+                rows = s.fetchall(
+                    f"SELECT id, tenant, queue, command FROM jobs WHERE id IN ({marks})",
+                    chunk,
+                )
+            for row in rows:
+                found[UUID(str(row["id"]))] = JobOwner(row["tenant"], row["queue"], row["command"])
+        return found
 
     def list(self, flt: JobFilter, *, limit: int, cursor: str | None, now: datetime) -> Page:
         where = ["tenant = ?"]

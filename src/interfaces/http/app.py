@@ -20,6 +20,7 @@ from interfaces.http.auth import (
     SECURITY,
     SECURITY_SCHEMES,
     AuthController,
+    SignInRequiredError,
     authorize,
     is_public_handler,
     route_action,
@@ -37,6 +38,8 @@ from interfaces.http.inputs import ChronicleRequest, body_media_type, check_requ
 from interfaces.http.jobs import JobController
 from interfaces.http.queues import QueueController
 from interfaces.http.schedules import ScheduleController
+from interfaces.web.app import dashboard_router, sign_in_redirect, template_config
+from interfaces.web.live import LiveController, LiveFeed
 
 MAX_BODY_BYTES = 1_000_000
 
@@ -145,6 +148,9 @@ def create_app(
         {"request_max_body_size": chronicle.settings.import_max_bytes + FORM_OVERHEAD_BYTES},
     )
 
+    live = LiveFeed(
+        chronicle.log, chronicle.queries, stream_seconds=chronicle.settings.live_stream_seconds
+    )
     app = Litestar(
         route_handlers=[
             AuthController,
@@ -158,6 +164,8 @@ def create_app(
             ExporterController,
             FrequencyController,
             HealthController,
+            LiveController,
+            dashboard_router(),
         ],
         dependencies={
             "chronicle": Provide(provide_chronicle, use_cache=True, sync_to_thread=False),
@@ -165,8 +173,13 @@ def create_app(
             "caller": Provide(provide_caller, sync_to_thread=False),
         },
         guards=[authorize],
-        state=State({"chronicle": chronicle}),
-        exception_handlers=exception_handlers(),
+        state=State({"chronicle": chronicle, "live": live}),
+        on_shutdown=[live.stop],
+        exception_handlers={
+            **exception_handlers(),
+            SignInRequiredError: sign_in_redirect,
+        },
+        template_config=template_config(),
         openapi_config=openapi_config(),
         # The process configures structlog (infrastructure.logging); Litestar must not
         # reconfigure the standard library's logging on top of it.

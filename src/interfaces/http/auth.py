@@ -48,7 +48,11 @@ from interfaces.http.errors import error_responses
 ACTION = "action"
 #: The `opt` key of routes anyone may call (probes, sign-in).
 PUBLIC = "public"
+#: The `opt` key of the dashboard's pages: without a session they send to the sign-in page.
+PAGE = "page"
 SESSION_COOKIE = "chronicle_session"
+#: The tenant a signed-in browser chose (the dashboard's switch); a header still wins.
+TENANT_COOKIE = "chronicle_tenant"
 CSRF_HEADER = "X-CSRF-Token"
 #: The form field that may carry the CSRF token of a form post instead of the header.
 CSRF_FIELD = "csrf_token"
@@ -95,6 +99,16 @@ def is_public_handler(handler: BaseRouteHandler, path: str) -> bool:
     if set(methods) == {"OPTIONS"}:
         return True
     return path == "/schema" or path.startswith("/schema/")
+
+
+class SignInRequiredError(NotAuthorizedException):
+    """A page asked for without a live session: the dashboard sends the browser to sign in,
+    then back to `next_path`."""
+
+    def __init__(self, connection: ASGIConnection[Any, Any, Any, Any]) -> None:
+        super().__init__(detail="sign in to see this page", headers=_CHALLENGE)
+        query = connection.scope.get("query_string", b"").decode("latin-1")
+        self.next_path = connection.url.path + (f"?{query}" if query else "")
 
 
 def _unauthorized(message: str) -> NotAuthorizedException:
@@ -166,7 +180,12 @@ async def authorize(
     if is_public_handler(handler, connection.url.path):
         return
     chronicle: Chronicle = connection.app.state.chronicle
-    principal, session_id = await anyio.to_thread.run_sync(_identify, chronicle, connection)
+    try:
+        principal, session_id = await anyio.to_thread.run_sync(_identify, chronicle, connection)
+    except NotAuthorizedException as exc:
+        if handler.opt.get(PAGE):
+            raise SignInRequiredError(connection) from None
+        raise exc from None
     action = route_action(handler)
     if action is None:  # pragma: no cover - create_app refuses such a route
         raise PermissionDeniedException(detail="this route states no permission")
@@ -180,7 +199,10 @@ async def authorize(
                 f"{principal.tenant!r}"
             )
         )
-    tenant = requested_tenant(connection.headers.get(TENANT_HEADER), principal)
+    chosen = connection.headers.get(TENANT_HEADER)
+    if chosen is None and session_id is not None:
+        chosen = connection.cookies.get(TENANT_COOKIE) or None
+    tenant = requested_tenant(chosen, principal)
     if not principal.may_use_tenant(tenant):
         raise PermissionDeniedException(
             detail=f"{principal.actor} is bound to tenant {principal.tenant!r}, not {tenant!r}"
@@ -283,7 +305,7 @@ async def _sign_in_form(request: Request[Any, Any, Any]) -> SignIn:
     )
 
 
-def _cookie(chronicle: Chronicle, value: str) -> Cookie:
+def session_cookie(chronicle: Chronicle, value: str) -> Cookie:
     return Cookie(
         key=SESSION_COOKIE,
         value=value,
@@ -339,7 +361,7 @@ class AuthController(Controller):
         idle = int(signed_in.idle_expiry.total_seconds())
         return Response(
             _session_view(signed_in.principal, signed_in.session_id, idle),
-            cookies=[_cookie(chronicle, signed_in.session_id)],
+            cookies=[session_cookie(chronicle, signed_in.session_id)],
         )
 
     @get(
