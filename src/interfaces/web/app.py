@@ -10,13 +10,15 @@ from urllib.parse import quote
 from litestar import Request, Response, Router
 from litestar.datastructures import CacheControlHeader, ResponseHeader
 from litestar.plugins.jinja import JinjaTemplateEngine
-from litestar.response import Redirect
+from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from domain.shared import DomainError
 from interfaces.http.auth import PUBLIC, SignInRequiredError
+from interfaces.http.errors import domain_error
 from interfaces.web.formatting import FILTERS
-from interfaces.web.pages import HomePage, SignInPages
+from interfaces.web.pages import HomePage, SignInPages, page_context
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -64,6 +66,22 @@ def _resource_pages() -> list[Any]:
     return pages
 
 
+_TITLES = {404: "Not found", 409: "Not possible now", 410: "Gone", 422: "Not valid"}
+
+
+def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A domain error raised by a page: the same status as the API gives, as a page."""
+    if not hasattr(request.state, "principal"):
+        return sign_in_redirect(request, exc)
+    api = domain_error(request, exc)
+    status = api.status_code
+    return Template(
+        "error.html",
+        context=page_context(request, title=_TITLES.get(status, "Error"), message=str(exc)),
+        status_code=status,
+    )
+
+
 def dashboard_router() -> Router:
     """The pages, the sign-in page and the static files, with the security headers."""
     static = create_static_files_router(
@@ -78,6 +96,7 @@ def dashboard_router() -> Router:
         route_handlers=[SignInPages, HomePage, *_resource_pages(), static],
         response_headers=SECURITY_HEADERS,
         include_in_schema=False,
+        exception_handlers={DomainError: page_error},
     )
 
 
