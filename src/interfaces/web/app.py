@@ -74,7 +74,7 @@ def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]
     if not hasattr(request.state, "principal"):
         return sign_in_redirect(request, exc)
     api = domain_error(request, exc)
-    status = api.status_code
+    status = api.status_code or 500
     return Template(
         "error.html",
         context=page_context(request, title=_TITLES.get(status, "Error"), message=str(exc)),
