@@ -222,9 +222,15 @@ class JobRow:
         return self.status == JobStatus.WAITING.value and self.available_at > now
 
 
+#: The longest text `JobFilter.search` looks for in command lines.
+MAX_SEARCH = 200
+
+
 @dataclass(frozen=True)
 class JobFilter:
-    """Filters of the jobs list; `status` may also be `delayed` or `ready`."""
+    """Filters of the jobs list; `status` may also be `delayed` or `ready`. The dispatch
+    time range is `dispatched_from <= dispatched_at < dispatched_to`; `search` is a
+    case-insensitive piece of the command line."""
 
     tenant: str
     status: str | None = None
@@ -232,6 +238,30 @@ class JobFilter:
     command: str | None = None
     batch_id: str | None = None
     schedule_id: str | None = None
+    dispatched_from: datetime | None = None
+    dispatched_to: datetime | None = None
+    search: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("dispatched_from", "dispatched_to"):
+            moment = getattr(self, name)
+            if moment is not None:
+                object.__setattr__(self, name, require_utc(moment, name))
+        if (
+            self.dispatched_from
+            and self.dispatched_to
+            and self.dispatched_from >= self.dispatched_to
+        ):
+            raise ValidationError(
+                "dispatched_from must be before dispatched_to", field="dispatched_from"
+            )
+        if self.search is not None:
+            if not self.search.strip():
+                object.__setattr__(self, "search", None)
+            elif len(self.search) > MAX_SEARCH:
+                raise ValidationError(
+                    f"search is longer than {MAX_SEARCH} characters", field="search"
+                )
 
 
 @dataclass(frozen=True)
@@ -254,6 +284,16 @@ class FailedJobFilter:
                 object.__setattr__(self, name, require_utc(moment, name))
         if self.failed_from and self.failed_to and self.failed_from >= self.failed_to:
             raise ValidationError("failed_from must be before failed_to", field="failed_from")
+
+
+@dataclass(frozen=True)
+class FailedErrorGroup:
+    """Failed, not forgotten jobs that share their last error: how many, and the newest."""
+
+    error_type: str | None
+    message: str | None
+    count: int
+    newest_failed_at: datetime | None
 
 
 @dataclass(frozen=True)
@@ -326,5 +366,17 @@ class JobsQueries(Protocol):
         ...
 
     def count_failed(self, flt: FailedJobFilter) -> int: ...
+    def failed_groups(self, flt: FailedJobFilter, *, limit: int) -> builtins.list[FailedErrorGroup]:
+        """The failed list grouped by (error type, message), newest failure first, at most
+        `limit` groups."""
+        ...
+
+    def waiting_in_order(
+        self, tenant: str, queue: str, *, delayed: bool, now: datetime, limit: int
+    ) -> builtins.list[JobRow]:
+        """A queue's waiting jobs in the order they become due (`available_at`, then
+        dispatch order): the due ones (`delayed=False`) or those not due yet."""
+        ...
+
     def comments(self, job_id: UUID) -> builtins.list[JobComment]: ...
     def queue_stats(self, tenant: str, now: datetime) -> QueueStats: ...

@@ -5,7 +5,7 @@ from __future__ import annotations
 import builtins
 import json
 from collections.abc import Callable, Collection, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -13,6 +13,7 @@ from application.recovery import RunningJob, WaitingJob
 from application.views.job_timeline import TimelineEntry
 from application.views.jobs import (
     CountKey,
+    FailedErrorGroup,
     FailedJobFilter,
     JobComment,
     JobFilter,
@@ -189,6 +190,19 @@ def timeline_store(db: Database) -> SqlProjectionStore[SqlTimelineWriter]:
     return SqlProjectionStore(db, "job_timeline", [JOB_TIMELINE], SqlTimelineWriter)
 
 
+def _like_escaped(text: str) -> str:
+    """`text` as a LIKE pattern that matches it literally (with `ESCAPE '!'`)."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
+def _moment(value: Any) -> datetime | None:
+    """A MAX() of a time column: SQLite may give it back as text."""
+    if value is None:
+        return None
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _row_to_job(row: dict[str, Any]) -> JobRow:
     return JobRow(
         **{
@@ -248,6 +262,21 @@ class SqlJobsQueries:
             if value is not None:
                 where.append(f"{column} = ?")
                 params.append(value)
+        # The time range and the search narrow the rows the keyset walk meets; they choose no
+        # index themselves. The walk goes down one of the indexes above (tenant, seq; or the
+        # status, queue, command, batch or schedule one) newest first and stops after
+        # `limit + 1` matches, so a page costs the rows between its first and last match.
+        if flt.dispatched_from is not None:
+            where.append("dispatched_at >= ?")
+            params.append(flt.dispatched_from)
+        if flt.dispatched_to is not None:
+            where.append("dispatched_at < ?")
+            params.append(flt.dispatched_to)
+        if flt.search is not None:
+            # A case-insensitive substring of the command line, within the tenant: `%` and `_`
+            # are matched as themselves.
+            where.append("LOWER(command_line) LIKE ? ESCAPE '!'")
+            params.append(f"%{_like_escaped(flt.search.lower())}%")
         return self._page(where, params, limit=limit, cursor=cursor)
 
     @staticmethod
@@ -308,6 +337,42 @@ class SqlJobsQueries:
         with self._db.read() as s:
             row = s.fetchone(f"SELECT COUNT(*) AS n FROM jobs WHERE {' AND '.join(where)}", params)
         return int(row["n"]) if row else 0
+
+    def failed_groups(self, flt: FailedJobFilter, *, limit: int) -> builtins.list[FailedErrorGroup]:
+        # Only the failed, not forgotten rows (the partial indexes of the failed list), never
+        # the whole history; at most `limit` groups come back.
+        where, params = self._failed_where(flt)
+        with self._db.read() as s:
+            rows = s.fetchall(
+                "SELECT last_error_type, last_error_message, COUNT(*) AS n,"
+                " MAX(failed_at) AS newest FROM jobs"
+                f" WHERE {' AND '.join(where)}"
+                " GROUP BY last_error_type, last_error_message"
+                " ORDER BY newest DESC, n DESC, last_error_type, last_error_message LIMIT ?",
+                [*params, limit],
+            )
+        return [
+            FailedErrorGroup(
+                error_type=row["last_error_type"],
+                message=row["last_error_message"],
+                count=int(row["n"]),
+                newest_failed_at=_moment(row["newest"]),
+            )
+            for row in rows
+        ]
+
+    def waiting_in_order(
+        self, tenant: str, queue: str, *, delayed: bool, now: datetime, limit: int
+    ) -> builtins.list[JobRow]:
+        # A range of the (tenant, queue, status, available_at) index, in its order.
+        due = "available_at > ?" if delayed else "available_at <= ?"
+        with self._db.read() as s:
+            rows = s.fetchall(
+                f"SELECT {JOB_COLUMNS} FROM jobs WHERE tenant = ? AND queue = ? AND status = ?"
+                f" AND {due} ORDER BY available_at, seq LIMIT ?",
+                (tenant, queue, JobStatus.WAITING.value, now, limit),
+            )
+        return [_row_to_job(row) for row in rows]
 
     def comments(self, job_id: UUID) -> builtins.list[JobComment]:
         with self._db.read() as s:

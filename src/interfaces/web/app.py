@@ -14,7 +14,14 @@ from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from domain.shared import DomainError
+from domain.shared import (
+    ConflictError,
+    DomainError,
+    GoneError,
+    InvalidTransitionError,
+    NotFoundError,
+    ValidationError,
+)
 from interfaces.http.auth import PUBLIC, SignInRequiredError
 from interfaces.http.errors import domain_error
 from interfaces.web.formatting import FILTERS
@@ -37,6 +44,13 @@ SECURITY_HEADERS = [
     ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
     ResponseHeader(name="Referrer-Policy", value="same-origin"),
 ]
+
+
+def _with_security_headers(response: Any) -> Any:
+    """The static files' responses get the pages' headers too (`nosniff` matters for scripts)."""
+    for header in SECURITY_HEADERS:
+        response.headers[header.name] = header.value or ""
+    return response
 
 
 def _register_filters(engine: JinjaTemplateEngine) -> None:
@@ -90,13 +104,26 @@ def dashboard_router() -> Router:
         opt={PUBLIC: True},
         cache_control=CacheControlHeader(max_age=3600),
         include_in_schema=False,
+        after_request=_with_security_headers,
     )
     return Router(
         path="/",
         route_handlers=[SignInPages, HomePage, *_resource_pages(), static],
         response_headers=SECURITY_HEADERS,
         include_in_schema=False,
-        exception_handlers={DomainError: page_error},
+        # Each class the API maps too: the closest layer's entry for a class wins, and the
+        # lookup follows the exception's MRO, so DomainError alone would lose to the app's.
+        exception_handlers=dict.fromkeys(
+            (
+                NotFoundError,
+                GoneError,
+                InvalidTransitionError,
+                ConflictError,
+                ValidationError,
+                DomainError,
+            ),
+            page_error,
+        ),
     )
 
 

@@ -259,7 +259,7 @@ class LiveController(Controller):
             loop = asyncio.get_running_loop()
             ends = loop.time() + feed.stream_seconds
             try:
-                yield ServerSentEventMessage(comment="connected", retry=2000)
+                yield ServerSentEventMessage(data=None, comment="connected", retry=2000)
                 while loop.time() < ends:
                     sent = False
                     for item in feed.since(position, tenant):
@@ -271,7 +271,7 @@ class LiveController(Controller):
                     if not sent:
                         await feed.wait(min(KEEPALIVE_SECONDS, max(0.0, ends - loop.time())))
                         if not feed.since(position, tenant):
-                            yield ServerSentEventMessage(comment="keepalive")
+                            yield ServerSentEventMessage(data=None, comment="keepalive")
             finally:
                 feed.connections -= 1
 
