@@ -15,10 +15,13 @@ from application.views.queue_metrics import (
     Durations,
     MinuteStats,
     QueueMetricsProjection,
+    SlotStats,
     TrackedJob,
     bucket_of,
     minute_of,
     percentile,
+    series,
+    slots,
     summarize,
 )
 from domain.job import Job
@@ -238,3 +241,47 @@ def test_p95_never_exceeds_the_longest_duration_seen():
     assert one.timing().p95 == 3547
     assert one.timing().avg == 3547
     assert Durations().timing().p95 is None
+
+
+def _waits(*values: float) -> Durations:
+    durations = Durations()
+    for value in values:
+        durations.add(value)
+    return durations
+
+
+def test_slots_are_whole_aligned_steps_ending_with_the_current_minute():
+    now = T0 + timedelta(minutes=7, seconds=30)  # 09:07:30
+    first, last, count = slots(now, 60, 1)
+    assert (last, count) == (minute_of(now), 60)
+    assert first == minute_of(now) - 59
+    first, last, count = slots(now, 24 * 60, 15)
+    # 96 slots of 15 minutes aligned on the quarter hour, the last one 09:00-09:14.
+    assert count == 96
+    assert last == minute_of(T0) + 14
+    assert first == minute_of(T0) + 15 - 24 * 60
+    assert RETENTION_MINUTES >= 24 * 60  # the 24 h charts read minute rows still kept
+    with pytest.raises(ValueError, match="multiple"):
+        slots(now, 60, 7)
+
+
+def test_series_averages_per_minute_and_merges_wait_histograms_per_slot():
+    now = T0 + timedelta(minutes=7)
+    rows = [
+        SlotStats(slot=95, processed=30, wait=_waits(100, 300)),
+        SlotStats(slot=95, processed=15, wait=_waits(200)),
+        SlotStats(slot=0, processed=3, wait=Durations()),
+        SlotStats(slot=96, processed=99, wait=_waits(5)),  # outside the window: ignored
+    ]
+    out = series("high", rows, now, minutes=24 * 60, step=15)
+    assert (out.queue, out.minutes, out.step) == ("high", 24 * 60, 15)
+    assert len(out.starts) == len(out.per_minute) == 96
+    assert out.starts[-1] == minute_of(T0) * 60
+    assert out.per_minute[-1] == 3.0  # 45 jobs in 15 minutes
+    assert out.per_minute[0] == 0.2
+    assert sum(out.per_minute[1:-1]) == 0
+    assert out.wait_avg_ms[-1] == 200.0
+    assert out.wait_p95_ms[-1] is not None
+    assert 200 < out.wait_p95_ms[-1] <= 300
+    assert out.wait_avg_ms[0] is None
+    assert out.wait_p95_ms[0] is None

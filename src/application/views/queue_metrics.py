@@ -243,3 +243,79 @@ class QueueMetricsQueries(Protocol):
     def activity(self, tenant: str, now: datetime) -> list[QueueActivity]:
         """Each queue's activity over the hour up to `now`: at most 60 rows read per queue."""
         ...
+
+    def history(self, tenant: str, now: datetime, *, minutes: int, step: int) -> list[QueueSeries]:
+        """Each queue's series over `minutes` (at most `RETENTION_MINUTES`) up to `now`, in slots
+        of `step` minutes: one range of the primary key per queue, summed per slot."""
+        ...
+
+
+# -- history for charts -------------------------------------------------------------------------
+#
+# The charts of the dashboard show the last hour minute by minute and the last 24 hours in
+# 15-minute slots. Minute rows are already kept for 24 hours (`RETENTION_MINUTES`), so the 24 h
+# charts need no roll-up table: a query reads one range of the primary key (tenant, queue,
+# minute), at most 1,440 rows per queue, and sums them per slot in SQL (at most 96 rows back).
+HOUR_STEP_MINUTES = 1
+DAY_MINUTES = 24 * 60
+DAY_STEP_MINUTES = 15
+
+
+@dataclass(frozen=True)
+class SlotStats:
+    """Jobs processed and wait times in one slot of `step` minutes (summed minute rows)."""
+
+    slot: int
+    processed: int
+    wait: Durations
+
+
+@dataclass(frozen=True)
+class QueueSeries:
+    """One queue's activity over `minutes` up to now, in slots of `step` minutes, oldest first:
+    the slots' start (epoch seconds), jobs finished per minute (averaged over the slot), and the
+    wait from due to started (mean and 95th percentile, ms; None when nothing started)."""
+
+    queue: str
+    minutes: int
+    step: int
+    starts: list[int]
+    per_minute: list[float]
+    wait_avg_ms: list[float | None]
+    wait_p95_ms: list[float | None]
+
+
+def slots(now: datetime, minutes: int, step: int) -> tuple[int, int, int]:
+    """First and last minute of the `minutes` up to `now`, cut into whole slots of `step`
+    minutes (the last slot holds the current minute), and the number of slots."""
+    if minutes <= 0 or step <= 0 or minutes % step:
+        raise ValueError("minutes must be a positive multiple of step")
+    last = minute_of(now)
+    count = minutes // step
+    # The slots are aligned to multiples of `step` since the epoch, so a slot keeps its minutes
+    # from one refresh to the next.
+    end = last - last % step + step - 1
+    return end - count * step + 1, end, count
+
+
+def series(
+    queue: str, rows: Iterable[SlotStats], now: datetime, *, minutes: int, step: int
+) -> QueueSeries:
+    """A queue's series from its slot rows (`slot`: index from the first slot of `slots`)."""
+    first, _, count = slots(now, minutes, step)
+    processed = [0] * count
+    waits = [Durations() for _ in range(count)]
+    for row in rows:
+        if 0 <= row.slot < count:
+            processed[row.slot] += row.processed
+            waits[row.slot].merge(row.wait)
+    timings = [w.timing() for w in waits]
+    return QueueSeries(
+        queue=queue,
+        minutes=minutes,
+        step=step,
+        starts=[(first + i * step) * 60 for i in range(count)],
+        per_minute=[round(p / step, 3) for p in processed],
+        wait_avg_ms=[None if t.avg is None else round(t.avg, 3) for t in timings],
+        wait_p95_ms=[None if t.p95 is None else round(t.p95, 3) for t in timings],
+    )

@@ -13,7 +13,11 @@ from application.views.queue_metrics import (
     MinuteKey,
     MinuteStats,
     QueueActivity,
+    QueueSeries,
+    SlotStats,
     TrackedJob,
+    series,
+    slots,
     summarize,
     window,
 )
@@ -54,6 +58,8 @@ QUEUE_METRIC_JOBS = Table(
     """job_id TEXT PRIMARY KEY, tenant TEXT NOT NULL, queue TEXT NOT NULL,
     available_at TIMESTAMPTZ NOT NULL""",
 )
+#: What the charts' history sums per slot (run times are not charted).
+_HISTORY_SUMS = ("processed", "wait_count", "wait_sum_ms", *WAIT_BUCKETS)
 # Bounded by the projection's batch size in practice; SQLite allows 32,766 parameters.
 _IN_CHUNK = 500
 
@@ -171,3 +177,40 @@ class SqlQueueMetrics:
                     summarize(queue, [(int(row["minute"]), _stats(row)) for row in rows], now)
                 )
         return activity
+
+    def history(self, tenant: str, now: datetime, *, minutes: int, step: int) -> list[QueueSeries]:
+        # The minute rows are kept 24 h (RETENTION_MINUTES), which is what the 24 h charts need:
+        # no roll-up table. Per queue, one range of the primary key (tenant, queue, minute), at
+        # most `minutes` rows, summed per slot of `step` minutes in SQL.
+        first, last, _ = slots(now, minutes, step)
+        sums = ", ".join(f"SUM({c}) AS {c}" for c in _HISTORY_SUMS)
+        # `first` and `step` are ints computed here, written into the SQL so that both
+        # databases divide integers (slot numbers) without guessing a parameter's type.
+        slot = f"(minute - {int(first)}) / {int(step)}"
+        out = []
+        with self._db.read() as s:
+            for queue in QUEUES:
+                rows = s.fetchall(
+                    f"SELECT {slot} AS slot, {sums}, MAX(wait_max_ms) AS wait_max_ms"
+                    " FROM queue_metrics"
+                    " WHERE tenant = ? AND queue = ? AND minute >= ? AND minute <= ?"
+                    f" GROUP BY {slot}",
+                    (tenant, queue, first, last),
+                )
+                out.append(
+                    series(queue, [_slot(row) for row in rows], now, minutes=minutes, step=step)
+                )
+        return out
+
+
+def _slot(row: Row) -> SlotStats:
+    return SlotStats(
+        slot=int(row["slot"]),
+        processed=int(row["processed"]),
+        wait=Durations(
+            int(row["wait_count"]),
+            float(row["wait_sum_ms"]),
+            [int(row[c]) for c in WAIT_BUCKETS],
+            float(row["wait_max_ms"]),
+        ),
+    )
