@@ -14,7 +14,15 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    ConsoleMessage,
+    Locator,
+    Page,
+    Response,
+    expect,
+    sync_playwright,
+)
 
 from tests.conftest import wait_until
 from tests.e2e.conftest import Up, wait_ready
@@ -62,11 +70,21 @@ def printed_password(up: Up) -> str:
 
 
 def problems_of(page: Page) -> list[str]:
-    """Console errors of the page (a Content-Security-Policy violation is one)."""
+    """Console errors of the page (a Content-Security-Policy violation is one) and answers
+    of 400 or more, but the 401 of the sign-in with a wrong password, which is the point."""
     found: list[str] = []
-    page.on(
-        "console", lambda message: found.append(message.text) if message.type == "error" else None
-    )
+
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error" and "Failed to load resource" not in message.text:
+            found.append(message.text)
+
+    def answered(response: Response) -> None:
+        wrong_password = response.url.endswith("/login") and response.status == 401
+        if response.status >= 400 and not wrong_password:
+            found.append(f"{response.status} {response.url}")
+
+    page.on("console", console)
+    page.on("response", answered)
     page.on("pageerror", lambda error: found.append(str(error)))
     return found
 
@@ -123,6 +141,51 @@ def watch_jobs_live(page: Page, api: httpx.Client) -> str:
     return job_id
 
 
+CSV = b"name,email,age,country\nAda,ada@example.com,36,UK\nBob,not-an-email,41,US\n"
+
+
+def something_of_everything(api: httpx.Client) -> dict[str, str]:
+    """A schedule, a batch, a failed job, an import with a failed row and an export, each run
+    to its end: what the pages then show."""
+    made = {
+        "schedule": api.post(
+            "/api/schedules",
+            json={
+                "name": "nightly report",
+                "command_line": "demo:echo report",
+                "expression": "0 3 * * *",
+                "timezone": "Europe/Rome",
+            },
+        ),
+        "batch": api.post(
+            "/api/batches",
+            json={"name": "invoices", "jobs": ["demo:echo a", "demo:echo b"]},
+        ),
+        "failed": api.post(
+            "/api/jobs", json={"command_line": "demo:fail --times 5", "max_attempts": 1}
+        ),
+        "import": api.post(
+            "/api/imports",
+            files={"file": ("people.csv", CSV, "text/csv")},
+            data={"importer": "contacts"},
+        ),
+        "export": api.post("/api/exports", json={"exporter": "contacts", "format": "csv"}),
+    }
+    ids = {}
+    for name, response in made.items():
+        assert response.status_code in (201, 202), f"{name}: {response.text}"
+        ids[name] = response.json()["id"]
+    wait_until(
+        lambda: api.get(f"/api/exports/{ids['export']}").json()["status"] == "completed",
+        what="the export",
+    )
+    wait_until(
+        lambda: api.get(f"/api/jobs/{ids['failed']}").json()["status"] == "failed",
+        what="the failing job",
+    )
+    return ids
+
+
 def visit_every_page(page: Page, base_url: str, job_id: str, shots: Path) -> None:
     for path in LIST_PAGES:
         answer = page.goto(f"{base_url}{path}")
@@ -148,8 +211,23 @@ def test_an_operator_signs_in_and_watches_jobs_live(
         sign_in(page, up.base_url, printed_password(up), shots)
         with up.client() as api:
             job_id = watch_jobs_live(page, api)
+            ids = something_of_everything(api)
+        page.goto(f"{up.base_url}/")
         page.screenshot(path=shots / "home.png", full_page=True)
         visit_every_page(page, up.base_url, job_id, shots)
+        for name, path in (
+            ("schedule", f"/schedules/{ids['schedule']}"),
+            ("batch", f"/batches/{ids['batch']}"),
+            ("failed-job", f"/jobs/{ids['failed']}"),
+            ("import", f"/imports/{ids['import']}"),
+            ("failed-rows", f"/imports/{ids['import']}/failed-rows"),
+            ("export", f"/exports/{ids['export']}"),
+        ):
+            answer = page.goto(f"{up.base_url}{path}")
+            assert answer is not None
+            assert answer.status == 200, path
+            page.screenshot(path=shots / f"{name}.png", full_page=True)
+        expect(page.locator("body")).to_contain_text("completed")
 
         # Signing out ends the session: the pages send to sign-in again.
         page.goto(f"{up.base_url}/")

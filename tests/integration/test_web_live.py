@@ -177,5 +177,8 @@ def test_the_live_stream_carries_the_tenants_job_events_and_resumes(chronicle: C
         # The other tenant's stream has its own job only, never acme's.
         theirs = stream(globex)
         assert [e["job_id"] for e in theirs] == [other.json()["id"]]
+        # A new stream (no Last-Event-ID) starts with the tenant's recent events.
+        fresh = client.get("/api/events", headers=acme)
+        assert [e["job_id"] for e in events(fresh.text)] == [job_id]
         # Resuming after the last id seen gives nothing again.
         assert stream(acme, last=seen[-1]["id"]) == []

@@ -200,9 +200,14 @@ class LiveFeed:
                 self._waiters.discard(waiter)
 
 
-def _resume_from(last_event_id: str | None, feed: LiveFeed) -> int:
+#: A new stream (no `Last-Event-ID`) starts with the tenant's last events this process kept.
+BACKLOG = 20
+
+
+def _resume_from(last_event_id: str | None, feed: LiveFeed, tenant: str) -> int:
     if last_event_id is None:
-        return feed.position
+        recent = feed.since(0, tenant)[-BACKLOG:]
+        return recent[0].position - 1 if recent else feed.position
     try:
         return max(0, int(last_event_id.strip()))
     except ValueError:
@@ -222,7 +227,8 @@ class LiveController(Controller):
             "A `text/event-stream` of the tenant's job events as they are committed: each "
             "message is `event: job` with JSON data (`position`, `event`, `job_id`, `queue`, "
             "`command`, `at`) and the log position as its id; a reconnecting client sends "
-            "`Last-Event-ID` and gets what it missed (the last 5,000 events of the process are "
+            f"`Last-Event-ID` and gets what it missed, a new one the last {BACKLOG} events of its "
+            "tenant (the last 5,000 events of the process are "
             "kept). A stream ends after `CHRONICLE_LIVE_STREAM_SECONDS` (300 s; browsers "
             f"reconnect by themselves). At most {MAX_CONNECTIONS} streams per API process "
             "(503 beyond)."
@@ -251,7 +257,7 @@ class LiveController(Controller):
             )
         feed.start()
         tenant: str = request.state.tenant
-        position = _resume_from(last_event_id, feed)
+        position = _resume_from(last_event_id, feed, tenant)
 
         async def events() -> AsyncIterator[ServerSentEventMessage]:
             nonlocal position
