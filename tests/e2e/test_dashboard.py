@@ -8,6 +8,8 @@ tests/e2e/test_dashboard.py`)."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -199,6 +201,56 @@ def visit_every_page(page: Page, base_url: str, job_id: str, shots: Path) -> Non
     page.screenshot(path=shots / "job.png", full_page=True)
 
 
+def another_tenants_job_is_not_found(browser: Browser, up: Up) -> None:
+    """A viewer bound to tenant acme (made with the CLI while `up` runs) opens a job of tenant
+    globex: the not-found page, as for a job that does not exist."""
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "interfaces.cli",
+            "accounts",
+            "create",
+            "vera",
+            "--role",
+            "viewer",
+            "--tenant",
+            "acme",
+            "--password-stdin",
+        ],
+        input="a long enough password\n",
+        env=up.env,
+        cwd=up.folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert made.returncode == 0, made.stderr
+    with up.client(name="globex-ci") as api:
+        response = api.post(
+            "/api/jobs",
+            json={"command_line": "demo:echo secret"},
+            headers={"X-Chronicle-Tenant": "globex"},
+        )
+        assert response.status_code == 201, response.text
+        theirs = response.json()["id"]
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{up.base_url}/login")
+    page.fill("input[name=username]", "vera")
+    page.fill("input[name=password]", "a long enough password")
+    page.click("button[type=submit]")
+    expect(page).to_have_url(f"{up.base_url}/")
+    answer = page.goto(f"{up.base_url}/jobs/{theirs}")
+    assert answer is not None
+    assert answer.status == 404
+    expect(page.locator("h1")).to_have_text("Not found")
+    expect(page.locator("body")).not_to_contain_text("demo:echo secret")
+    page.screenshot(path=Path(up.folder) / "not-found.png")
+    context.close()
+
+
 def test_an_operator_signs_in_and_watches_jobs_live(
     tmp_path: Path, browser: Browser, shots: Path
 ) -> None:
@@ -228,6 +280,11 @@ def test_an_operator_signs_in_and_watches_jobs_live(
             assert answer.status == 200, path
             page.screenshot(path=shots / f"{name}.png", full_page=True)
         expect(page.locator("body")).to_contain_text("completed")
+        page.goto(f"{up.base_url}/jobs/{ids['failed']}")
+        expect(page.locator("body")).to_contain_text("Traceback")
+        expect(page.locator("body")).to_contain_text("RuntimeError")
+
+        another_tenants_job_is_not_found(browser, up)
 
         # Signing out ends the session: the pages send to sign-in again.
         page.goto(f"{up.base_url}/")

@@ -14,6 +14,7 @@ from litestar.testing import TestClient
 from domain.principals import Role
 from interfaces.bootstrap import Chronicle
 from interfaces.http import create_app
+from interfaces.web.live import MAX_CONNECTIONS
 from interfaces.web.pages import safe_next
 from tests.conftest import wait_until
 from tests.integration.conftest import bearer
@@ -182,3 +183,63 @@ def test_the_live_stream_carries_the_tenants_job_events_and_resumes(chronicle: C
         assert [e["job_id"] for e in events(fresh.text)] == [job_id]
         # Resuming after the last id seen gives nothing again.
         assert stream(acme, last=seen[-1]["id"]) == []
+
+
+def csrf_of(page: str) -> str:
+    return page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+
+
+def test_a_principal_bound_to_no_tenant_switches_the_tenant_it_looks_at(
+    client: TestClient[Litestar], chronicle: Chronicle
+):
+    chronicle.accounts.create(name="root", password=PASSWORD, role=Role.ADMIN, by="cli:tests")
+    acme = {**bearer(chronicle, "ci", role=Role.OPERATOR), "X-Chronicle-Tenant": "acme"}
+    assert (
+        client.post("/api/jobs", json={"command_line": "demo:echo a"}, headers=acme).status_code
+        == 201
+    )
+    for runner in chronicle.runners.values():
+        runner.catch_up()
+    client.post("/login", data={"username": "root", "password": PASSWORD})
+    home = client.get("/").text
+    assert 'name="tenant" value="default"' in home
+    assert 'waiting">1<' not in client.get("/partials/stats").text
+    switched = client.post(
+        "/tenant",
+        data={"tenant": "acme", "next": "/", "csrf_token": csrf_of(home)},
+        follow_redirects=False,
+    )
+    assert switched.status_code == 303
+    assert switched.headers["location"] == "/"
+    assert 'name="tenant" value="acme"' in client.get("/").text
+    default = client.get("/partials/stats").text.split('data-queue="default"', 1)[1]
+    assert default.split("</tr>", 1)[0].count('data-count="waiting">1<') == 1
+    bad = client.post("/tenant", data={"tenant": "Not A Tenant", "csrf_token": csrf_of(home)})
+    assert bad.status_code == 422
+    assert "a tenant is 1 to 63" in bad.text
+
+
+def test_a_bound_viewer_has_no_switch_and_cannot_forge_one(
+    client: TestClient[Litestar], chronicle: Chronicle
+):
+    chronicle.accounts.create(
+        name="bea", password=PASSWORD, role=Role.VIEWER, tenant="acme", by="cli:tests"
+    )
+    client.post("/login", data={"username": "bea", "password": PASSWORD})
+    home = client.get("/").text
+    assert 'action="/tenant"' not in home
+    forged = client.post("/tenant", data={"tenant": "globex", "csrf_token": csrf_of(home)})
+    assert forged.status_code == 422
+    assert "bound to tenant &#39;acme&#39;" in forged.text  # escaped in the page
+
+
+def test_live_streams_are_bounded_per_process(chronicle: Chronicle):
+    headers = bearer(chronicle, "viewer", role=Role.VIEWER)
+    with TestClient(create_app(chronicle)) as client:
+        feed = client.app.state.live
+        feed.connections = MAX_CONNECTIONS
+        refused = client.get("/api/events", headers=headers)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "5"
+        feed.connections = 0
+        assert client.get("/api/events", headers=headers).status_code == 200

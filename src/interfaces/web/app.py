@@ -25,7 +25,7 @@ from domain.shared import (
 from interfaces.http.auth import PUBLIC, SignInRequiredError
 from interfaces.http.errors import domain_error
 from interfaces.web.formatting import FILTERS
-from interfaces.web.pages import HomePage, SignInPages, page_context
+from interfaces.web.pages import HomePage, SignInPages, TenantSwitch, page_context
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"
@@ -108,7 +108,7 @@ def dashboard_router() -> Router:
     )
     return Router(
         path="/",
-        route_handlers=[SignInPages, HomePage, *_resource_pages(), static],
+        route_handlers=[SignInPages, HomePage, TenantSwitch, *_resource_pages(), static],
         response_headers=SECURITY_HEADERS,
         include_in_schema=False,
         # Each class the API maps too: the closest layer's entry for a class wins, and the

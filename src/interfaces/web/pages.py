@@ -19,8 +19,16 @@ from application.sessions import SignInRefusedError, TooManySignInsError, csrf_t
 from application.views.jobs import JobFilter
 from domain.job import QUEUES
 from domain.principals import Action, Principal
+from domain.shared import TENANT_PATTERN, ValidationError
 from interfaces.bootstrap import Chronicle
-from interfaces.http.auth import ACTION, PAGE, PUBLIC, SESSION_COOKIE, session_cookie
+from interfaces.http.auth import (
+    ACTION,
+    PAGE,
+    PUBLIC,
+    SESSION_COOKIE,
+    TENANT_COOKIE,
+    session_cookie,
+)
 from interfaces.http.schemas.queues import QueueOverview, queue_overview
 
 #: Page handlers: a session is needed, and its absence sends the browser to /login.
@@ -184,6 +192,36 @@ class SignInPages(Controller):
             "/login",
             status_code=303,
             cookies=[Cookie(key=SESSION_COOKIE, value="", path="/", max_age=0, httponly=True)],
+        )
+
+
+class TenantSwitch(Controller):
+    """`POST /tenant`: the tenant a principal bound to none looks at in this browser."""
+
+    include_in_schema = False
+
+    @post("/tenant", opt={**PAGE_OPT, ACTION: Action.READ}, status_code=303)
+    async def switch(self, request: Request[Any, Any, Any]) -> Redirect:
+        form = await request.form()
+        chosen = form.get("tenant")
+        target = safe_next(form.get("next") if isinstance(form.get("next"), str) else None)
+        principal: Principal = request.state.principal
+        if not isinstance(chosen, str) or not TENANT_PATTERN.fullmatch(chosen.strip()):
+            raise ValidationError(
+                "a tenant is 1 to 63 of a-z, 0-9, '_' and '-', starting with a letter or digit",
+                field="tenant",
+            )
+        tenant = chosen.strip()
+        if not principal.may_use_tenant(tenant):
+            raise ValidationError(
+                f"{principal.actor} is bound to tenant {principal.tenant!r}", field="tenant"
+            )
+        return Redirect(
+            target,
+            status_code=303,
+            cookies=[
+                Cookie(key=TENANT_COOKIE, value=tenant, path="/", httponly=True, samesite="lax")
+            ],
         )
 
 
