@@ -248,6 +248,12 @@ def test_list_filters_on_state_and_pages(
     assert not any(f"/schedules/{i}" in only_paused for i in ids)
     assert 'option value="paused" selected' in only_paused
     assert "Not valid" in page(client, "/schedules?state=sometimes", 422)
+    # The name search: any case, part of a name, a typed % matched as such; kept with the state.
+    found = page(client, "/schedules?q=DAILY-1&state=active")
+    assert re.findall(r'<a href="/schedules/([0-9a-f-]{36})">', found) == [ids[1]]
+    assert 'value="DAILY-1"' in found
+    assert "sleeping" in page(client, "/schedules?q=leep")
+    assert re.findall(r'<a href="/schedules/', page(client, "/schedules?q=%25")) == []
 
     monkeypatch.setattr(schedule_pages, "PAGE_SIZE", 2)
     first = page(client, "/schedules?state=active")

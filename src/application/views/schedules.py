@@ -168,8 +168,17 @@ class Comment:
 class SchedulesQueries(Protocol):
     def get_schedule(self, tenant: str, schedule_id: UUID) -> ScheduleRow | None: ...
     def list_schedules(
-        self, tenant: str, *, active: bool | None, limit: int, cursor: str | None
-    ) -> tuple[list[ScheduleRow], str | None]: ...
+        self,
+        tenant: str,
+        *,
+        active: bool | None,
+        limit: int,
+        cursor: str | None,
+        name: str | None = None,
+    ) -> tuple[list[ScheduleRow], str | None]:
+        """Newest first; `name` keeps those whose name holds it (any case)."""
+        ...
+
     def comments(self, schedule_id: UUID) -> list[Comment]: ...
     def active_schedules(self) -> tuple[int, Iterator[ScheduleRow]]:
         """Every active schedule, with the projection position they are as of."""

@@ -210,13 +210,25 @@ class SqlScheduleQueries:
         return _schedule(row) if row else None
 
     def list_schedules(
-        self, tenant: str, *, active: bool | None, limit: int, cursor: str | None
+        self,
+        tenant: str,
+        *,
+        active: bool | None,
+        limit: int,
+        cursor: str | None,
+        name: str | None = None,
     ) -> tuple[builtins.list[ScheduleRow], str | None]:
         where = ["tenant = ?", "deleted = ?"]
         params: list[Any] = [tenant, False]
         if active is not None:
             where.append("active = ?")
             params.append(active)
+        if name:
+            # A substring of the name, any case; `%`, `_` and `!` typed are matched as such.
+            # A tenant's schedules are few next to its jobs: the walk along tenant_seq is short.
+            escaped = name.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+            where.append("LOWER(name) LIKE ? ESCAPE '!'")
+            params.append(f"%{escaped}%")
         return newest_first(
             self._db,
             f"SELECT {SCHEDULE_COLUMNS} FROM schedules",

@@ -131,16 +131,22 @@ class SchedulesPages(Controller):
         self,
         request: Request[Any, Any, Any],
         state_filter: Annotated[str | None, QueryParameter(name="state", required=False)] = None,
+        search: Annotated[
+            str | None, QueryParameter(name="q", required=False, max_length=200)
+        ] = None,
         cursor: Cursor = None,
     ) -> Template:
-        """Newest first, as `GET /api/schedules`, with each one's next due time and last run.
-        There is no search over names: the read model has no name filter, and filtering one
-        page would hide matches on the others."""
+        """Newest first, as `GET /api/schedules`, with each one's next due time and last run;
+        `q` keeps the schedules whose name holds it."""
         chronicle: Chronicle = request.app.state.chronicle
         tenant: str = request.state.tenant
         chosen = _state(state_filter)
         rows, next_cursor = chronicle.schedule_queries.list_schedules(
-            tenant, active=STATES[chosen], limit=PAGE_SIZE, cursor=cursor or None
+            tenant,
+            active=STATES[chosen],
+            limit=PAGE_SIZE,
+            cursor=cursor or None,
+            name=(search or "").strip() or None,
         )
         now = chronicle.clock.now()
         items = []
@@ -151,7 +157,7 @@ class SchedulesPages(Controller):
             "schedules/list.html",
             context=page_context(
                 request,
-                **_common(items=items, next_cursor=next_cursor, state=chosen),
+                **_common(items=items, next_cursor=next_cursor, state=chosen, search=search or ""),
             ),
         )
 
