@@ -241,6 +241,16 @@ def test_the_list_pages_with_a_cursor_and_keeps_the_filters(
     rest = listed(page(client, next_url.group(1).replace("&amp;", "&")))
     assert len(rest) == 1
     assert "command=demo%3Afail" in next_url.group(1)
+    # Oldest first, page after page, is the same list the other way round.
+    oldest: list[UUID] = []
+    url = "/jobs?order=oldest&limit=2"
+    while url:
+        html = page(client, url)
+        oldest += listed(html)
+        found = re.search(r'href="([^"]*cursor=[^"]*)" rel="next"', html)
+        url = found.group(1).replace("&amp;", "&") if found else ""
+    assert oldest == list(reversed(everything))
+    assert 'option value="oldest" selected' in page(client, "/jobs?order=oldest")
 
 
 @pytest.mark.parametrize(
@@ -256,6 +266,7 @@ def test_the_list_pages_with_a_cursor_and_keeps_the_filters(
         ("/jobs?limit=0", "limit"),
         ("/jobs?cursor=zz", "cursor"),
         ("/jobs?q=" + "x" * 201, "search"),
+        ("/jobs?order=random", "order"),
         ("/waiting?queue=urgent", "queue"),
         ("/failed?queue=urgent", "queue"),
         ("/failed?from=noon", "from"),

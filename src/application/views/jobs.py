@@ -241,6 +241,8 @@ class JobFilter:
     dispatched_from: datetime | None = None
     dispatched_to: datetime | None = None
     search: str | None = None
+    #: The list's order: newest dispatched first (the default) or oldest first.
+    oldest_first: bool = False
 
     def __post_init__(self) -> None:
         for name in ("dispatched_from", "dispatched_to"):

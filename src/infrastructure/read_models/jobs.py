@@ -277,7 +277,7 @@ class SqlJobsQueries:
             # are matched as themselves.
             where.append("LOWER(command_line) LIKE ? ESCAPE '!'")
             params.append(f"%{_like_escaped(flt.search.lower())}%")
-        return self._page(where, params, limit=limit, cursor=cursor)
+        return self._page(where, params, limit=limit, cursor=cursor, oldest_first=flt.oldest_first)
 
     @staticmethod
     def _failed_where(flt: FailedJobFilter) -> tuple[builtins.list[str], builtins.list[Any]]:
@@ -310,6 +310,7 @@ class SqlJobsQueries:
         *,
         limit: int,
         cursor: str | None,
+        oldest_first: bool = False,
     ) -> Page:
         items, next_cursor = newest_first(
             self._db,
@@ -319,6 +320,7 @@ class SqlJobsQueries:
             limit=limit,
             cursor=cursor,
             convert=_row_to_job,
+            oldest_first=oldest_first,
         )
         return Page(items=items, next_cursor=next_cursor)
 

@@ -288,8 +288,9 @@ def newest_first(
     limit: int,
     cursor: str | None,
     convert: Callable[[dict[str, Any]], T],
+    oldest_first: bool = False,
 ) -> tuple[list[T], str | None]:
-    """One page of a list newest first, by keyset on the table's `seq` column.
+    """One page of a list newest first (or oldest first), by keyset on the table's `seq`.
 
     `select` is `SELECT <columns> FROM <table>`, `where` its conditions (ANDed); `cursor`
     is the one the previous page returned. The next cursor is None on the last page.
@@ -297,11 +298,12 @@ def newest_first(
     clauses = list(where)
     values = list(params)
     if cursor is not None:
-        clauses.append("seq < ?")
+        clauses.append("seq > ?" if oldest_first else "seq < ?")
         values.append(decode_cursor(cursor))
     condition = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    order = "ASC" if oldest_first else "DESC"
     with db.read() as s:
-        rows = s.fetchall(f"{select}{condition} ORDER BY seq DESC LIMIT ?", [*values, limit + 1])
+        rows = s.fetchall(f"{select}{condition} ORDER BY seq {order} LIMIT ?", [*values, limit + 1])
     more = len(rows) > limit > 0
     return [convert(row) for row in rows[:limit]], (
         encode_cursor(int(rows[limit - 1]["seq"])) if more else None

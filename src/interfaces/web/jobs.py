@@ -41,6 +41,9 @@ WAITING_PER_QUEUE = 50
 #: The grouped failed view shows at most this many (error type, message) groups.
 MAX_ERROR_GROUPS = 100
 
+#: The orders of the jobs list: by dispatch, newest or oldest first.
+ORDERS = ("newest", "oldest")
+
 
 def _param(request: Request[Any, Any, Any], name: str) -> str | None:
     """A query parameter; an empty one (a filter form's blank field) is no filter."""
@@ -138,9 +141,6 @@ class JobPages(Controller):
 
     include_in_schema = False
     opt = PAGE_OPT
-    # The app's API handlers are registered for these exact classes, and Litestar prefers
-    # the most specific class over the closest layer: named here, they render the error page
-    # (the dashboard router's `DomainError` entry alone would not be reached).
 
     @get("/jobs", sync_to_thread=True)
     def jobs(self, request: Request[Any, Any, Any]) -> Template:
@@ -158,6 +158,7 @@ class JobPages(Controller):
             dispatched_from=dispatched_from,
             dispatched_to=dispatched_to,
             search=_param(request, "q"),
+            oldest_first=_choice(_param(request, "order"), ORDERS, "order") == "oldest",
         )
         now = chronicle.clock.now()
         page = chronicle.queries.list(
@@ -173,6 +174,7 @@ class JobPages(Controller):
                 statuses=STATUSES,
                 queues=QUEUES,
                 commands=sorted(chronicle.registry.names()),
+                orders=ORDERS,
                 time_from=_form_moment(dispatched_from),
                 time_to=_form_moment(dispatched_to),
             ),

@@ -123,8 +123,6 @@ class SchedulesPages(Controller):
     path = "/schedules"
     include_in_schema = False
     opt = PAGE_OPT
-    # The API's handlers for these (app level) would otherwise answer JSON: named here, the
-    # page's win, and a missing or malformed schedule is the error page with the API's status.
 
     @get("/", sync_to_thread=True)
     def index(
