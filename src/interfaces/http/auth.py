@@ -40,6 +40,7 @@ from litestar.status_codes import HTTP_415_UNSUPPORTED_MEDIA_TYPE, HTTP_429_TOO_
 
 from application.sessions import SignInRefusedError, TooManySignInsError, csrf_token
 from domain.principals import SHARED_ACTIONS, Action, Principal, required_role
+from domain.shared import DEFAULT_TENANT
 from interfaces.bootstrap import Chronicle
 from interfaces.http.dependencies import TENANT_HEADER, requested_tenant
 from interfaces.http.errors import error_responses
@@ -186,6 +187,11 @@ async def authorize(
         if handler.opt.get(PAGE):
             raise SignInRequiredError(connection) from None
         raise exc from None
+    # Known from here on, so that a refusal below can still name who was refused (the
+    # dashboard renders it in its layout); the tenant is settled after the checks.
+    connection.state.principal = principal
+    connection.state.session_id = session_id
+    connection.state.tenant = principal.tenant or DEFAULT_TENANT
     action = route_action(handler)
     if action is None:  # pragma: no cover - create_app refuses such a route
         raise PermissionDeniedException(detail="this route states no permission")
@@ -209,9 +215,7 @@ async def authorize(
         )
     if session_id is not None and connection.scope.get("method") not in SAFE_METHODS:
         await _check_csrf(connection, session_id)
-    connection.state.principal = principal
     connection.state.tenant = tenant
-    connection.state.session_id = session_id
 
 
 # -- sign-in and sign-out -----------------------------------------------------------------------

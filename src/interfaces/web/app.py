@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 from litestar import Request, Response, Router
 from litestar.datastructures import CacheControlHeader, ResponseHeader
+from litestar.exceptions import PermissionDeniedException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.response import Redirect, Template
 from litestar.static_files import create_static_files_router
@@ -64,7 +65,7 @@ def template_config() -> TemplateConfig[JinjaTemplateEngine]:
 
 
 #: The modules of the resource pages; each has `PAGES`, its controllers.
-PAGE_MODULES = ("jobs", "queues", "batches", "imports", "exports", "schedules")
+PAGE_MODULES = ("jobs", "queues", "batches", "imports", "exports", "schedules", "actions")
 
 
 def _resource_pages() -> list[Any]:
@@ -80,18 +81,27 @@ def _resource_pages() -> list[Any]:
     return pages
 
 
-_TITLES = {404: "Not found", 409: "Not possible now", 410: "Gone", 422: "Not valid"}
+_TITLES = {
+    403: "Not allowed",
+    404: "Not found",
+    409: "Not possible now",
+    410: "Gone",
+    422: "Not valid",
+}
 
 
 def page_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    """A domain error raised by a page: the same status as the API gives, as a page."""
+    """A domain error raised by a page, or an action the role may not do: the same status and
+    message as the API gives, as a page."""
     if not hasattr(request.state, "principal"):
         return sign_in_redirect(request, exc)
-    api = domain_error(request, exc)
-    status = api.status_code or 500
+    if isinstance(exc, PermissionDeniedException):
+        status, message = exc.status_code, exc.detail
+    else:
+        status, message = domain_error(request, exc).status_code or 500, str(exc)
     return Template(
         "error.html",
-        context=page_context(request, title=_TITLES.get(status, "Error"), message=str(exc)),
+        context=page_context(request, title=_TITLES.get(status, "Error"), message=message),
         status_code=status,
     )
 
@@ -121,6 +131,7 @@ def dashboard_router() -> Router:
                 ConflictError,
                 ValidationError,
                 DomainError,
+                PermissionDeniedException,
             ),
             page_error,
         ),

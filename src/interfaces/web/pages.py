@@ -64,6 +64,9 @@ def page_context(request: Request[Any, Any, Any], **values: Any) -> dict[str, An
         "url": url_with(request),
         "url_with": lambda **changes: url_with(request, **changes),
         "query": dict(request.query_params),
+        # Whether the signed-in principal may do an action (its role, its tenant binding):
+        # pages show only the controls it may use.
+        "may": lambda action: principal.may(Action(action)),
         "now": chronicle.clock.now(),
         **values,
     }
