@@ -186,3 +186,36 @@ def test_an_admin_pauses_and_resumes_queues_from_the_page(
     refused = client.post("/queues/resume", data={"csrf_token": csrf(client.get("/").text)})
     assert refused.status_code == 403
     assert "needs the admin role" in refused.text
+
+
+def test_bulk_retry_of_what_a_filter_matches_shows_the_count_and_asks_first(
+    client: TestClient[Litestar], chronicle: Chronicle, h: Harness
+):
+    low = [
+        dispatch(client, chronicle, command_line="demo:fail --times 9", max_attempts=1, queue="low")
+        for _ in range(2)
+    ]
+    other = dispatch(client, chronicle, command_line="demo:fail --times 9", max_attempts=1)
+    h.run()
+    sign_in(client, "vic")
+    assert 'data-action="bulk-retry"' not in client.get("/failed").text
+    assert client.get("/failed/retry?queue=low").status_code == 403
+    sign_in(client, "ada")
+    listing = client.get("/failed?queue=low").text
+    assert 'href="/failed/retry?queue=low"' in listing
+    head = chronicle.log.head()
+    confirm = client.get("/failed/retry?queue=low").text
+    assert 'data-matching="2"' in confirm
+    assert chronicle.log.head() == head  # asking changes nothing
+    done = client.post("/failed/retry", data={"csrf_token": csrf(confirm), "queue": "low"})
+    assert done.status_code == 200
+    assert 'data-retried="2"' in done.text
+    h.follow()
+    api = bearer(chronicle, "ci")
+    for job in low:
+        timeline = client.get(f"/api/jobs/{job}", headers=api).json()["timeline"]
+        assert ("retried", "user:ada") in [(e["event"], e["actor"]) for e in timeline]
+    assert client.get(f"/api/jobs/{other}", headers=api).json()["status"] == "failed"
+    nothing = client.get("/failed/retry?queue=high").text
+    assert "nothing to retry" in nothing
+    assert client.get("/failed/retry?queue=urgent").status_code == 422

@@ -7,19 +7,23 @@ They read what the API reads (the jobs read model through `chronicle.queries` an
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from litestar import Controller, Request, get
+import anyio
+from litestar import Controller, Request, get, post
 from litestar.response import Template
 
 from application.views.job_timeline import TimelineEntry
 from application.views.jobs import FailedJobFilter, JobFilter
 from domain.job import QUEUES
+from domain.principals import Action
 from domain.shared import ValidationError
 from interfaces.bootstrap import Chronicle
+from interfaces.http.auth import ACTION
 from interfaces.http.jobs import (
     STATUSES,
     JobId,
@@ -267,16 +271,7 @@ class JobPages(Controller):
     def failed(self, request: Request[Any, Any, Any]) -> Template:
         chronicle: Chronicle = request.app.state.chronicle
         group = _choice(_param(request, "group"), ("error",), "group")
-        failed_from = _moment(request, "from")
-        failed_to = _moment(request, "to")
-        flt: FailedJobFilter = failed_filter(
-            request.state.tenant,
-            _param(request, "queue"),
-            _param(request, "command"),
-            _param(request, "error_type"),
-            failed_from,
-            failed_to,
-        )
+        flt, failed_from, failed_to = _failed_filter_of(request.state.tenant, request.query_params)
         context: dict[str, Any] = {
             "filters": flt,
             "group": group,
@@ -294,6 +289,64 @@ class JobPages(Controller):
             context["jobs"] = [failed_job(row) for row in page.items]
             context["next_cursor"] = page.next_cursor
         return Template("jobs/failed.html", context=page_context(request, **context))
+
+    @get("/failed/retry", opt={ACTION: Action.RETRY}, sync_to_thread=True)
+    def confirm_bulk_retry(self, request: Request[Any, Any, Any]) -> Template:
+        """How many failed jobs the filter matches, and a form to retry them all."""
+        chronicle: Chronicle = request.app.state.chronicle
+        flt, failed_from, failed_to = _failed_filter_of(request.state.tenant, request.query_params)
+        return Template(
+            "jobs/bulk_retry.html",
+            context=page_context(
+                request,
+                filters=flt,
+                matching=chronicle.queries.count_failed(flt),
+                time_from=_form_moment(failed_from),
+                time_to=_form_moment(failed_to),
+                done=None,
+            ),
+        )
+
+    @post("/failed/retry", opt={ACTION: Action.RETRY}, status_code=200)
+    async def bulk_retry(self, request: Request[Any, Any, Any]) -> Template:
+        """Retries every failed job the filter matches (as `POST /api/jobs/failed/retry`)."""
+        chronicle: Chronicle = request.app.state.chronicle
+        form = await request.form()
+        flt, failed_from, failed_to = _failed_filter_of(request.state.tenant, form)
+        actor = request.state.principal.actor
+        done = await anyio.to_thread.run_sync(lambda: chronicle.jobs.retry_failed(flt, by=actor))
+        return Template(
+            "jobs/bulk_retry.html",
+            context=page_context(
+                request,
+                filters=flt,
+                matching=None,
+                time_from=_form_moment(failed_from),
+                time_to=_form_moment(failed_to),
+                done=done,
+            ),
+        )
+
+
+def _failed_filter_of(
+    tenant: str, values: Mapping[str, Any]
+) -> tuple[FailedJobFilter, datetime | None, datetime | None]:
+    """The failed-jobs filter of a query or a form (blank fields are no filter; a time
+    without an offset is UTC), with its two times as given."""
+
+    def text(name: str) -> str | None:
+        value = values.get(name)
+        return (value.strip() or None) if isinstance(value, str) else None
+
+    def moment(name: str) -> datetime | None:
+        found = parse_moment(text(name), name)
+        return found.replace(tzinfo=UTC) if found and found.tzinfo is None else found
+
+    failed_from, failed_to = moment("from"), moment("to")
+    flt = failed_filter(
+        tenant, text("queue"), text("command"), text("error_type"), failed_from, failed_to
+    )
+    return flt, failed_from, failed_to
 
 
 PAGES = [JobPages]
