@@ -219,3 +219,50 @@ def test_bulk_retry_of_what_a_filter_matches_shows_the_count_and_asks_first(
     nothing = client.get("/failed/retry?queue=high").text
     assert "nothing to retry" in nothing
     assert client.get("/failed/retry?queue=urgent").status_code == 422
+
+
+def test_an_operator_pauses_runs_comments_on_and_deletes_a_schedule(
+    client: TestClient[Litestar], chronicle: Chronicle, h: Harness
+):
+    made = client.post(
+        "/api/schedules",
+        json={"name": "nightly", "command_line": "demo:echo n", "expression": "0 3 * * *"},
+        headers=bearer(chronicle, "ci"),
+    )
+    assert made.status_code == 201, made.text
+    schedule = made.json()["id"]
+    h.follow()
+    sign_in(client, "vic")
+    assert "data-action=" not in client.get(f"/schedules/{schedule}").text
+    sign_in(client, "ada")
+    page = client.get(f"/schedules/{schedule}").text
+    for action in ("pause", "run", "delete", "comment"):
+        assert f'data-action="{action}"' in page
+    token = csrf(page)
+    assert (
+        client.post(f"/schedules/{schedule}/pause", data={"csrf_token": token}).status_code == 200
+    )
+    h.follow()
+    assert 'data-action="resume"' in client.get(f"/schedules/{schedule}").text
+    ran = client.post(f"/schedules/{schedule}/run", data={"csrf_token": token})
+    assert ran.status_code == 200
+    said = client.post(
+        f"/schedules/{schedule}/comments", data={"csrf_token": token, "text": "moved to 3 am"}
+    )
+    assert said.status_code == 200
+    h.run()
+    shown = client.get(f"/schedules/{schedule}").text
+    assert "moved to 3 am" in shown
+    assert "user:ada" in shown
+    unconfirmed = client.post(f"/schedules/{schedule}/delete", data={"csrf_token": token})
+    assert unconfirmed.status_code == 422
+    assert "confirmation" in unconfirmed.text
+    deleted = client.post(
+        f"/schedules/{schedule}/delete",
+        data={"csrf_token": token, "confirm": "delete"},
+        follow_redirects=False,
+    )
+    assert deleted.status_code == 303
+    assert deleted.headers["location"] == "/schedules"
+    h.follow()
+    assert client.get(f"/schedules/{schedule}").status_code == 404

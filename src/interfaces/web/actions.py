@@ -1,5 +1,5 @@
-"""Operator actions from the pages (dashboard part 2, first slice): retry, cancel, comment on
-and forget jobs; pause and resume queues.
+"""Operator actions from the pages (dashboard part 2, first slices): retry, cancel, comment on
+and forget jobs; pause and resume queues; pause, resume, run, delete and comment on schedules.
 
 Each action is a form post to a page route that states its action like the API's route, so
 the same guard checks the role, the tenant and the session's CSRF token (a viewer's forged
@@ -26,6 +26,7 @@ from interfaces.http.auth import ACTION, PAGE
 from interfaces.http.dependencies import parse_id
 from interfaces.http.jobs import JobId
 from interfaces.http.queues import QueueName
+from interfaces.http.schedules import ScheduleId
 from interfaces.http.schemas.common import AddComment
 from interfaces.http.schemas.jobs import CancelJob
 from interfaces.http.schemas.queues import PauseQueue
@@ -152,4 +153,56 @@ class QueueActions(Controller):
         return _back(form, "/queues")
 
 
-PAGES = [JobActions, QueueActions]
+class ScheduleActions(Controller):
+    """Pause, resume, run now, delete (after a confirmation) and comment on a schedule."""
+
+    include_in_schema = False
+
+    @post("/schedules/{schedule_id:str}/pause", opt=_opt(Action.MANAGE_SCHEDULES), status_code=303)
+    async def pause(self, request: Request[Any, Any, Any], schedule_id: ScheduleId) -> Redirect:
+        return await _on_schedule(request, schedule_id, "pause")
+
+    @post("/schedules/{schedule_id:str}/resume", opt=_opt(Action.MANAGE_SCHEDULES), status_code=303)
+    async def resume(self, request: Request[Any, Any, Any], schedule_id: ScheduleId) -> Redirect:
+        return await _on_schedule(request, schedule_id, "resume")
+
+    @post("/schedules/{schedule_id:str}/run", opt=_opt(Action.MANAGE_SCHEDULES), status_code=303)
+    async def run_now(self, request: Request[Any, Any, Any], schedule_id: ScheduleId) -> Redirect:
+        return await _on_schedule(request, schedule_id, "run_now")
+
+    @post("/schedules/{schedule_id:str}/delete", opt=_opt(Action.MANAGE_SCHEDULES), status_code=303)
+    async def delete(self, request: Request[Any, Any, Any], schedule_id: ScheduleId) -> Redirect:
+        form = await request.form()
+        if form.get("confirm") != "delete":
+            raise ValidationError(
+                "deleting a schedule needs its confirmation (tick the box)", field="confirm"
+            )
+        await _on_schedule(request, schedule_id, "delete")
+        return Redirect("/schedules", status_code=303)
+
+    @post("/schedules/{schedule_id:str}/comments", opt=_opt(Action.COMMENT), status_code=303)
+    async def comment(self, request: Request[Any, Any, Any], schedule_id: ScheduleId) -> Redirect:
+        form = await request.form()
+        values = form_values(form, AddComment)
+        chronicle: Chronicle = request.app.state.chronicle
+        uuid = parse_id(schedule_id, "schedule")
+        tenant, actor = request.state.tenant, request.state.principal.actor
+        await anyio.to_thread.run_sync(
+            lambda: chronicle.schedules.comment(uuid, tenant=tenant, author=actor, text=values.text)
+        )
+        return _back(form, f"/schedules/{uuid}")
+
+
+async def _on_schedule(request: Request[Any, Any, Any], schedule_id: str, verb: str) -> Redirect:
+    """One of the schedule service's `pause`, `resume`, `run_now`, `delete` for the signed-in
+    principal, then back to the schedule's page."""
+    form = await request.form()
+    chronicle: Chronicle = request.app.state.chronicle
+    uuid = parse_id(schedule_id, "schedule")
+    tenant, actor = request.state.tenant, request.state.principal.actor
+    act = getattr(chronicle.schedules, verb)
+    await anyio.to_thread.run_sync(lambda: act(uuid, tenant=tenant, by=actor))
+    return _back(form, f"/schedules/{uuid}")
+
+
+PAGES = [JobActions, QueueActions, ScheduleActions]
