@@ -266,3 +266,47 @@ def test_an_operator_pauses_runs_comments_on_and_deletes_a_schedule(
     assert deleted.headers["location"] == "/schedules"
     h.follow()
     assert client.get(f"/schedules/{schedule}").status_code == 404
+
+
+def test_an_operator_cancels_a_batch_and_retries_its_failed_jobs(
+    client: TestClient[Litestar], chronicle: Chronicle, h: Harness
+):
+    api = bearer(chronicle, "ci")
+
+    def batch(**body: Any) -> str:
+        response = client.post("/api/batches", json=body, headers=api)
+        assert response.status_code == 201, response.text
+        batch_id: str = response.json()["id"]
+        return batch_id
+
+    failing = batch(name="mixed", jobs=["demo:echo a", "demo:fail --times 9"], allow_failures=True)
+    h.run()
+    sign_in(client, "vic")
+    assert "data-action=" not in client.get(f"/batches/{failing}").text
+    sign_in(client, "ada")
+    page = client.get(f"/batches/{failing}").text
+    assert 'data-action="retry-failed"' in page
+    retried = client.post(
+        f"/batches/{failing}/retry-failed", data={"csrf_token": csrf(page)}, follow_redirects=False
+    )
+    assert retried.status_code == 303
+    assert retried.headers["location"] == f"/batches/{failing}"
+    h.run()
+    jobs = client.get(f"/api/batches/{failing}", headers=api).json()
+    assert jobs["failed"] == 1  # demo:fail --times 9 failed again
+    members = client.get(f"/api/jobs?batch_id={failing}", headers=api).json()["items"]
+    failed = next(job for job in members if job["command"] == "demo:fail")
+    timeline = client.get(f"/api/jobs/{failed['id']}", headers=api).json()["timeline"]
+    assert ("retried", "user:ada") in [(e["event"], e["actor"]) for e in timeline]
+    waiting = batch(name="later", jobs=["demo:echo b"])
+    h.follow()  # its job is sent, not run
+    page = client.get(f"/batches/{waiting}").text
+    assert 'data-action="cancel"' in page
+    cancelled = client.post(
+        f"/batches/{waiting}/cancel", data={"csrf_token": csrf(page), "reason": "wrong day"}
+    )
+    assert cancelled.status_code == 200
+    h.follow()
+    shown = client.get(f"/batches/{waiting}").text
+    assert "user:ada" in shown
+    assert "wrong day" in shown

@@ -23,10 +23,12 @@ from domain.principals import Action
 from domain.shared import ValidationError
 from interfaces.bootstrap import Chronicle
 from interfaces.http.auth import ACTION, PAGE
+from interfaces.http.batches import BatchId
 from interfaces.http.dependencies import parse_id
 from interfaces.http.jobs import JobId
 from interfaces.http.queues import QueueName
 from interfaces.http.schedules import ScheduleId
+from interfaces.http.schemas.batches import CancelBatch
 from interfaces.http.schemas.common import AddComment
 from interfaces.http.schemas.jobs import CancelJob
 from interfaces.http.schemas.queues import PauseQueue
@@ -193,6 +195,35 @@ class ScheduleActions(Controller):
         return _back(form, f"/schedules/{uuid}")
 
 
+class BatchActions(Controller):
+    """Cancel a batch (with a reason) and retry its failed jobs."""
+
+    include_in_schema = False
+
+    @post("/batches/{batch_id:str}/cancel", opt=_opt(Action.MANAGE_BATCHES), status_code=303)
+    async def cancel(self, request: Request[Any, Any, Any], batch_id: BatchId) -> Redirect:
+        form = await request.form()
+        values = form_values(form, CancelBatch)
+        chronicle: Chronicle = request.app.state.chronicle
+        uuid = parse_id(batch_id, "batch")
+        tenant, actor = request.state.tenant, request.state.principal.actor
+        await anyio.to_thread.run_sync(
+            lambda: chronicle.batches.cancel(uuid, tenant=tenant, by=actor, reason=values.reason)
+        )
+        return _back(form, f"/batches/{uuid}")
+
+    @post("/batches/{batch_id:str}/retry-failed", opt=_opt(Action.MANAGE_BATCHES), status_code=303)
+    async def retry_failed(self, request: Request[Any, Any, Any], batch_id: BatchId) -> Redirect:
+        form = await request.form()
+        chronicle: Chronicle = request.app.state.chronicle
+        uuid = parse_id(batch_id, "batch")
+        tenant, actor = request.state.tenant, request.state.principal.actor
+        await anyio.to_thread.run_sync(
+            lambda: chronicle.batches.retry_failed(uuid, tenant=tenant, by=actor)
+        )
+        return _back(form, f"/batches/{uuid}")
+
+
 async def _on_schedule(request: Request[Any, Any, Any], schedule_id: str, verb: str) -> Redirect:
     """One of the schedule service's `pause`, `resume`, `run_now`, `delete` for the signed-in
     principal, then back to the schedule's page."""
@@ -205,4 +236,4 @@ async def _on_schedule(request: Request[Any, Any, Any], schedule_id: str, verb: 
     return _back(form, f"/schedules/{uuid}")
 
 
-PAGES = [JobActions, QueueActions, ScheduleActions]
+PAGES = [JobActions, QueueActions, ScheduleActions, BatchActions]
